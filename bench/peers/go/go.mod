@@ -1,0 +1,3 @@
+module weftpeer
+
+go 1.19

@@ -1,0 +1,198 @@
+/* weft.h: the public interface of weft, lightweight processes and message
+ * passing for C11.
+ *
+ * Conventions that hold for every function below:
+ *  - A call returns an int: >= 0 is success, a negative errno code is the
+ *    failure (-EINVAL, -ESRCH, -ETIMEDOUT, ...). weft never sets errno.
+ *    weft_strerror() names every code.
+ *  - Deadlines are absolute nanoseconds of the monotonic clock (weft_now()).
+ *    A deadline in the past (0 is the usual spelling) means "do not block";
+ *    WEFT_FOREVER (-1) means wait as long as it takes.
+ *  - Handles (pids) are 64-bit values checked by generation: a stale, forged
+ *    or already released pid gives -ESRCH, never a crash.
+ *  - -ESHUTDOWN: no runtime is running. -ECANCELED: the runtime is shutting
+ *    down and the calling process should return.
+ *  - With WEFT_STRICT=1 in the environment, misuse (a code documented below as
+ *    misuse) prints a message with a backtrace and aborts instead of returning.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_BUILDING) && defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+/* ---- Errors and time ------------------------------------------------------ */
+
+/* A short English description of a weft return code (a negative errno value,
+ * or 0). Never NULL; the string is static. */
+WEFT_API const char *weft_strerror(int err);
+
+/* Wait without limit. */
+#define WEFT_FOREVER ((int64_t)-1)
+
+/* Nanoseconds of the monotonic clock. Deadlines are absolute values of it. */
+WEFT_API int64_t weft_now(void);
+
+/* ---- Memory --------------------------------------------------------------- */
+
+/* The allocation hook, in the style of Lua's lua_Alloc. weft calls it as
+ * fn(ud, NULL, 0, n) to allocate n bytes, fn(ud, p, old, n) to resize and
+ * fn(ud, p, old, 0) to free (it must return NULL then). Returning NULL for
+ * an allocation makes the weft call that needed it fail with -ENOMEM.
+ * Process stacks do not come from the hook: they are mapped with mmap. */
+typedef void *(*weft_alloc_fn)(void *ud, void *ptr, size_t old_size, size_t new_size);
+
+/* Replaces the allocation hook (NULL restores the default, built on malloc).
+ * Errors: -EBUSY while a runtime is running or memory taken through the
+ * previous hook is still held by weft. */
+WEFT_API int weft_set_allocator(weft_alloc_fn fn, void *ud);
+
+/* ---- Runtime -------------------------------------------------------------- */
+
+/* Smallest, default and largest process stack sizes, in bytes. Sizes are
+ * rounded up to a power of two; the size includes one guard page. */
+#define WEFT_STACK_MIN ((size_t)16 * 1024)
+#define WEFT_STACK_DEFAULT ((size_t)64 * 1024)
+#define WEFT_STACK_MAX ((size_t)256 * 1024 * 1024)
+
+/* Largest number of workers a runtime accepts. */
+#define WEFT_WORKERS_MAX 256
+
+typedef struct weft_config {
+    /* Worker OS threads. 0: one per CPU in the calling thread's affinity mask. */
+    unsigned workers;
+    /* Stack size of processes spawned without options. */
+    size_t stack_size;
+    /* Seed of the random source behind every scheduling choice (steal
+     * victims, later select order). 0: drawn from the clock. */
+    uint64_t seed;
+} weft_config;
+
+/* Fills *cfg with the defaults: workers 0 (auto), WEFT_STACK_DEFAULT, seed 0. */
+WEFT_API void weft_config_init(weft_config *cfg);
+
+typedef intptr_t (*weft_proc_fn)(void *arg);
+
+/* Runs a whole program: starts a runtime, runs main_fn(arg) as its first
+ * process and, when main_fn returns, shuts the runtime down as weft_stop
+ * does, waiting for every other process to finish (their blocking calls
+ * fail with -ECANCELED). Stores main_fn's result in *result (may be NULL).
+ * cfg may be NULL for the defaults.
+ * Returns 0, or: -EINVAL (main_fn NULL, bad cfg), -EBUSY (a runtime is
+ * already running), -ENOMEM, -EAGAIN (a worker thread could not start). */
+WEFT_API int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *result);
+
+/* Starts a runtime in the background, for programs that keep their own
+ * threads: any thread may then spawn and join processes. cfg may be NULL.
+ * Errors: -EINVAL (bad cfg), -EBUSY (already running), -ENOMEM, -EAGAIN. */
+WEFT_API int weft_start(const weft_config *cfg);
+
+/* Stops the runtime started by weft_start: from now on spawning fails with
+ * -ECANCELED and the blocking calls of every remaining process fail with
+ * -ECANCELED; waits until every process has returned, then ends the workers
+ * and frees the runtime. A runtime can be started again afterwards.
+ * Must be called from a thread outside the runtime.
+ * Errors: -ESHUTDOWN (not running), -EPERM (called from a process),
+ * -ETIMEDOUT (processes were still running at the deadline; the runtime
+ * stays in its shutting-down state and weft_stop may be called again). */
+WEFT_API int weft_stop(int64_t deadline);
+
+/* Number of workers of the running runtime, or -ESHUTDOWN. */
+WEFT_API int weft_workers(void);
+
+/* ---- Processes ------------------------------------------------------------ */
+
+/* A process id: generation-checked, never 0. */
+typedef uint64_t weft_pid;
+
+typedef struct weft_spawn_opts {
+    /* Name shown in diagnostics; copied, truncated to WEFT_NAME_MAX-1 bytes.
+     * NULL: the function's address is shown instead. */
+    const char *name;
+    /* Stack size in bytes, WEFT_STACK_MIN..WEFT_STACK_MAX. */
+    size_t stack_size;
+    /* Worker to start on, or -1 for the scheduler's choice. */
+    int worker;
+    /* Nonzero: the process never leaves its worker (the one given above, or
+     * else the one it was spawned from), so it may use thread-local storage. */
+    int pinned;
+    /* Nonzero: the process is detached from the start (see weft_detach). */
+    int detached;
+} weft_spawn_opts;
+
+#define WEFT_NAME_MAX 32
+
+/* Fills *opts with the defaults: no name, the runtime's stack size,
+ * worker -1, not pinned, joinable. */
+WEFT_API void weft_spawn_opts_init(weft_spawn_opts *opts);
+
+/* Creates a process that runs fn(arg) and makes it runnable. Works from a
+ * process or from any thread while a runtime runs. opts may be NULL for the
+ * defaults. On success stores the new pid in *pid (may be NULL only for a
+ * detached process) and returns 0. The process's stack is taken when it
+ * first runs. A joinable process's pid stays valid after it returns, until
+ * it is joined.
+ * Errors: -EINVAL (fn NULL; pid NULL for a joinable process; worker out of
+ * range; stack size below WEFT_STACK_MIN), -E2BIG (stack size above
+ * WEFT_STACK_MAX), -ENOMEM, -ECANCELED (runtime shutting down),
+ * -ESHUTDOWN (no runtime). */
+WEFT_API int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts);
+
+/* Waits until process pid returns (or calls weft_exit) and stores its result
+ * in *result (may be NULL); the pid is then released. Only one caller may
+ * join a process. From a thread outside the runtime it blocks that thread.
+ * Errors: -ESRCH (unknown, stale or already joined pid), -EINVAL (the
+ * process is detached, or another caller is joining it), -EDEADLK (a process
+ * joining itself), -ETIMEDOUT (deadline passed; the process can still be
+ * joined later), -ECANCELED (runtime shutting down), -ESHUTDOWN. */
+WEFT_API int weft_join(weft_pid pid, intptr_t *result, int64_t deadline);
+
+/* Gives up the right to join pid: its resources are released as soon as it
+ * returns, and its pid becomes stale then.
+ * Errors: -ESRCH (unknown or stale pid), -EINVAL (already detached, or being
+ * joined), -ESHUTDOWN. */
+WEFT_API int weft_detach(weft_pid pid);
+
+/* The calling process's pid, or 0 when called from outside any process. */
+WEFT_API weft_pid weft_self(void);
+
+/* Lets other runnable processes run. From a thread outside the runtime it
+ * yields the OS thread. Returns 0, or -ECANCELED (runtime shutting down). */
+WEFT_API int weft_yield(void);
+
+/* Blocks the calling process (or thread) until the deadline. Returns 0 once
+ * the deadline has passed, or -ECANCELED (runtime shutting down). */
+WEFT_API int weft_sleep(int64_t deadline);
+
+/* Ends the calling process with the given result, as if its function had
+ * returned it. Does not return when called from a process; from outside
+ * returns -EPERM (misuse). */
+WEFT_API int weft_exit(intptr_t result);
+
+/* Copies pid's name into buf (always NUL-terminated, truncated to len).
+ * Returns the name's full length, or -ESRCH, -EINVAL (buf NULL or len 0). */
+WEFT_API int weft_proc_name(weft_pid pid, char *buf, size_t len);
+
+/* Index (0..workers-1) of the worker running the calling process, or -EPERM
+ * when called from outside any process. */
+WEFT_API int weft_worker_id(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_H */

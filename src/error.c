@@ -1,0 +1,27 @@
+/* error.c: names of the codes weft returns. */
+#include <string.h>
+
+#include "internal.h"
+
+const char *weft_strerror(int err)
+{
+    switch (err) {
+    case 0: return "success";
+    case -EINVAL: return "invalid argument";
+    case -ESRCH: return "no such process (unknown, stale or released pid)";
+    case -EBADF: return "bad handle (unknown, stale or closed)";
+    case -ENOMEM: return "out of memory";
+    case -ETIMEDOUT: return "deadline passed";
+    case -ECANCELED: return "canceled: the runtime is shutting down";
+    case -ESHUTDOWN: return "no runtime is running";
+    case -EBUSY: return "busy: a runtime is running or still holds resources";
+    case -EDEADLK: return "deadlock: the call would wait for itself";
+    case -EPERM: return "not allowed from this context";
+    case -E2BIG: return "argument too large";
+    case -EAGAIN: return "resource temporarily unavailable";
+    case -EPIPE: return "closed";
+    case -EMSGSIZE: return "wrong message size";
+    default: break;
+    }
+    return err < 0 ? "unknown error" : "not an error code";
+}

@@ -1,0 +1,219 @@
+/* handle.c: the generation-checked handle table behind pids (and, later,
+ * every other weft handle).
+ *
+ * A handle is (generation << 32) | slot index. Each slot holds one atomic
+ * word, (generation << 32) | (type << 24) | references, so that checking the
+ * generation and taking a reference is one compare-and-swap: a stale or
+ * forged handle is refused, also while another thread frees the slot. A slot
+ * with 0 references is free, whatever its generation; the last release bumps
+ * the generation and frees the slot, and the caller then destroys the object.
+ *
+ * Generations: the top 8 bits count runtime starts (the table is rebuilt at
+ * each start, so pids of an earlier runtime stay stale), the low 24 bits count
+ * reuses of the slot; a pid aliases a new one only after 2^24 reuses of its
+ * slot within one run.
+ *
+ * Slots live in chunks that are never moved, found through a directory, so
+ * that a lookup takes no lock. Free slot indices are cached per worker.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum {
+    CHUNK_BITS = 12,
+    CHUNK_SLOTS = 1 << CHUNK_BITS,
+    DIR_SIZE = 1 << 16, /* up to 2^28 slots */
+    REFS_MASK = 0xFFFFFF,
+    TYPE_SHIFT = 24,
+    BATCH = 32
+};
+
+struct slot {
+    _Atomic uint64_t state;  /* generation << 32 | type << 24 | references */
+    _Atomic(void *) obj;
+    uint32_t next_free;      /* free list link, under table.lock */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    _Atomic(struct slot *) dir[DIR_SIZE];
+    uint32_t nchunks;
+    uint32_t free_head;      /* 0: empty (slot 0 is never used) */
+    uint32_t epoch;          /* runtime starts, mod 256 */
+} table = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct slot *slot_at(uint32_t index)
+{
+    struct slot *chunk = atomic_load_explicit(&table.dir[index >> CHUNK_BITS], memory_order_acquire);
+    return chunk ? &chunk[index & (CHUNK_SLOTS - 1)] : NULL;
+}
+
+static int add_chunk(void)
+{
+    if (table.nchunks == DIR_SIZE)
+        return -ENOMEM;
+    struct slot *chunk = weft__calloc(CHUNK_SLOTS * sizeof *chunk);
+    if (!chunk)
+        return -ENOMEM;
+    uint32_t base = table.nchunks << CHUNK_BITS;
+    uint64_t gen = (uint64_t)table.epoch << 24 | 1;
+    /* Link the new slots in index order, skipping slot 0. */
+    for (uint32_t i = CHUNK_SLOTS; i-- > 0;) {
+        if (base + i == 0)
+            continue;
+        atomic_init(&chunk[i].state, gen << 32);
+        chunk[i].next_free = table.free_head;
+        table.free_head = base + i;
+    }
+    atomic_store_explicit(&table.dir[table.nchunks++], chunk, memory_order_release);
+    return 0;
+}
+
+/* Moves up to n free indices into out[]. Called with table.lock held. */
+static uint32_t take_free(uint32_t *out, uint32_t n)
+{
+    uint32_t got = 0;
+    while (got < n) {
+        if (table.free_head == 0 && add_chunk() != 0)
+            break;
+        uint32_t i = table.free_head;
+        table.free_head = slot_at(i)->next_free;
+        out[got++] = i;
+    }
+    return got;
+}
+
+static void give_free(const uint32_t *in, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        slot_at(in[k])->next_free = table.free_head;
+        table.free_head = in[k];
+    }
+}
+
+int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, uint32_t refs,
+                       uint64_t *handle)
+{
+    uint32_t index;
+    if (cache && cache->count > 0) {
+        index = cache->index[--cache->count];
+    } else {
+        pthread_mutex_lock(&table.lock);
+        uint32_t got = cache ? take_free(cache->index, BATCH) : take_free(&index, 1);
+        pthread_mutex_unlock(&table.lock);
+        if (got == 0)
+            return -ENOMEM;
+        if (cache) {
+            cache->count = got - 1;
+            index = cache->index[got - 1];
+        }
+    }
+    struct slot *s = slot_at(index);
+    uint64_t gen = atomic_load_explicit(&s->state, memory_order_relaxed) >> 32;
+    atomic_store_explicit(&s->obj, obj, memory_order_relaxed);
+    atomic_store_explicit(&s->state, gen << 32 | (uint64_t)type << TYPE_SHIFT | refs,
+                          memory_order_release);
+    *handle = gen << 32 | index;
+    return 0;
+}
+
+void *weft__handle_acquire(uint64_t handle, int type)
+{
+    struct slot *s = slot_at((uint32_t)handle);
+    if (!s || (uint32_t)handle == 0)
+        return NULL;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        if (st >> 32 != handle >> 32 || (st & REFS_MASK) == 0 ||
+            (int)((st >> TYPE_SHIFT) & 0xFF) != type)
+            return NULL;
+        weft__assert((st & REFS_MASK) != REFS_MASK);
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + 1, memory_order_acquire,
+                                                  memory_order_acquire))
+            return atomic_load_explicit(&s->obj, memory_order_relaxed);
+    }
+}
+
+void weft__handle_retain(uint64_t handle)
+{
+    uint64_t old = atomic_fetch_add_explicit(&slot_at((uint32_t)handle)->state, 1, memory_order_relaxed);
+    weft__assert((old & REFS_MASK) != 0 && old >> 32 == handle >> 32);
+}
+
+bool weft__handle_release(struct weft__handle_cache *cache, uint64_t handle, uint32_t n)
+{
+    uint32_t index = (uint32_t)handle;
+    struct slot *s = slot_at(index);
+    uint64_t old = atomic_fetch_sub_explicit(&s->state, n, memory_order_acq_rel);
+    weft__assert(old >> 32 == handle >> 32 && (old & REFS_MASK) >= n);
+    if ((old & REFS_MASK) != n)
+        return false;
+    /* Last reference: nobody can take a new one (references are 0), so the
+     * slot is ours to recycle under a new generation. */
+    uint64_t gen = old >> 32;
+    uint64_t next = (gen & ~(uint64_t)0xFFFFFF) | ((gen + 1) & 0xFFFFFF);
+    if ((next & 0xFFFFFF) == 0)
+        next |= 1;
+    atomic_store_explicit(&s->obj, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->state, next << 32, memory_order_release);
+    if (cache && cache->count < 64) {
+        cache->index[cache->count++] = index;
+    } else {
+        pthread_mutex_lock(&table.lock);
+        if (cache) {
+            cache->count -= BATCH;
+            give_free(&cache->index[cache->count], BATCH);
+            cache->index[cache->count++] = index;
+        } else {
+            give_free(&index, 1);
+        }
+        pthread_mutex_unlock(&table.lock);
+    }
+    return true;
+}
+
+void weft__handle_foreach(int type, void (*fn)(void *obj, uint64_t handle, void *arg), void *arg)
+{
+    pthread_mutex_lock(&table.lock);
+    uint32_t nslots = table.nchunks << CHUNK_BITS;
+    pthread_mutex_unlock(&table.lock);
+    for (uint32_t i = 1; i < nslots; i++) {
+        struct slot *s = slot_at(i);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        if ((st & REFS_MASK) == 0)
+            continue;
+        uint64_t h = (st >> 32) << 32 | i;
+        void *obj = weft__handle_acquire(h, type);
+        if (!obj)
+            continue;
+        fn(obj, h, arg);
+    }
+}
+
+void weft__handle_cache_flush(struct weft__handle_cache *cache)
+{
+    pthread_mutex_lock(&table.lock);
+    give_free(cache->index, cache->count);
+    cache->count = 0;
+    pthread_mutex_unlock(&table.lock);
+}
+
+int weft__handle_table_init(void)
+{
+    table.epoch = (table.epoch + 1) & 0xFF;
+    return 0;
+}
+
+void weft__handle_table_term(void)
+{
+    pthread_mutex_lock(&table.lock);
+    for (uint32_t c = 0; c < table.nchunks; c++) {
+        weft__free(atomic_load(&table.dir[c]), CHUNK_SLOTS * sizeof(struct slot));
+        atomic_store(&table.dir[c], NULL);
+    }
+    table.nchunks = 0;
+    table.free_head = 0;
+    pthread_mutex_unlock(&table.lock);
+}

@@ -1,0 +1,400 @@
+/* internal.h: declarations shared by the files of libweft, layer by layer.
+ *
+ * Layers, bottom up (each knows only those above it in this file):
+ *   util (alloc, strict, clock, random, spinlock, futex)
+ *   arch context      src/arch/context.h
+ *   stack             pooled stacks with guard pages
+ *   handle            generation-checked handle table
+ *   timer             per-worker timer heaps
+ *   runq, sched       run queues, workers, switching, parking
+ *   wait              blocking and waking a process or an outside thread
+ *   proc, runtime     the public process and runtime calls
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "arch/context.h"
+
+/* ---- util ------------------------------------------------------------------ */
+
+#define WEFT__CACHELINE 64
+#define WEFT__PAGE 4096
+
+#define weft__likely(x) __builtin_expect(!!(x), 1)
+#define weft__unlikely(x) __builtin_expect(!!(x), 0)
+#define weft__container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Broken internal invariants abort, in every build. */
+#define weft__assert(cond) \
+    ((cond) ? (void)0 : weft__panic("%s:%d: assertion failed: %s", __FILE__, __LINE__, #cond))
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WEFT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT__TSAN 1
+#endif
+#endif
+
+/* alloc.c: every heap allocation of weft goes through the user's hook. */
+void *weft__alloc(size_t size);
+void *weft__calloc(size_t size);
+void weft__free(void *ptr, size_t size);
+
+/* strict.c: misuse returns err, or aborts with a backtrace under WEFT_STRICT=1.
+ * The message names what was wrong; it is printed only in strict mode. */
+int weft__misuse(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void weft__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* random.c: the one seeded source behind scheduling choices. */
+uint64_t weft__rand_next(uint64_t *state);
+uint64_t weft__rand_seed(uint64_t seed, uint64_t stream);
+
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* A test-and-set lock for critical sections of a few instructions. */
+typedef struct {
+    atomic_uint locked;
+} weft__spinlock;
+void weft__spin_lock_slow(weft__spinlock *l);
+static inline void weft__spin_lock(weft__spinlock *l)
+{
+    if (weft__unlikely(atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)))
+        weft__spin_lock_slow(l);
+}
+static inline void weft__spin_unlock(weft__spinlock *l)
+{
+    atomic_store_explicit(&l->locked, 0, memory_order_release);
+}
+
+/* futex on a 32-bit word; deadline is absolute monotonic ns or -1. */
+void weft__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
+void weft__futex_wake(atomic_uint *word, int count);
+
+/* ---- stack ----------------------------------------------------------------- */
+
+/* Stacks come in power-of-two classes from WEFT_STACK_MIN to WEFT_STACK_MAX.
+ * A stack is [lo, lo + size); its lowest page is the guard page. */
+enum { WEFT__STACK_CLASSES = 15, WEFT__STACK_CACHE = 32 };
+
+/* A worker's private cache of free stacks, per class; no locking. */
+struct weft__stack_cache {
+    uint32_t count[WEFT__STACK_CLASSES];
+    void *lo[WEFT__STACK_CLASSES][WEFT__STACK_CACHE];
+};
+
+/* The class of a requested size, or -EINVAL (too small) / -E2BIG (too large). */
+int weft__stack_class(size_t size);
+size_t weft__stack_class_size(int cls);
+/* Takes a stack (cache may be NULL from outside threads). NULL: out of memory. */
+void *weft__stack_get(struct weft__stack_cache *cache, int cls);
+void weft__stack_put(struct weft__stack_cache *cache, int cls, void *lo);
+void weft__stack_cache_flush(struct weft__stack_cache *cache);
+/* Unmaps every stack; all must have been returned. */
+void weft__stack_pool_term(void);
+/* How guard pages are made: "guard-install", "mprotect" or "none". */
+const char *weft__stack_guard_kind(void);
+
+/* ---- handle ---------------------------------------------------------------- */
+
+enum weft__handle_type { WEFT__HANDLE_PROC = 1 };
+
+/* A worker's private cache of free slot indices. */
+struct weft__handle_cache {
+    uint32_t count;
+    uint32_t index[64];
+};
+
+/* Allocates a handle naming obj with refs references. Returns 0 or -ENOMEM. */
+int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, uint32_t refs,
+                       uint64_t *handle);
+/* Takes a reference: returns the object, or NULL if the handle is stale,
+ * forged, of another type or has no references left. */
+void *weft__handle_acquire(uint64_t handle, int type);
+/* Takes one more reference on a handle already held. */
+void weft__handle_retain(uint64_t handle);
+/* Drops n references; returns true when they were the last, in which case the
+ * slot is free again and the caller destroys the object. */
+bool weft__handle_release(struct weft__handle_cache *cache, uint64_t handle, uint32_t n);
+/* Calls fn on each live object of a type with one reference taken for it,
+ * which fn must release. */
+void weft__handle_foreach(int type, void (*fn)(void *obj, uint64_t handle, void *arg), void *arg);
+void weft__handle_cache_flush(struct weft__handle_cache *cache);
+int weft__handle_table_init(void);
+void weft__handle_table_term(void);
+
+/* ---- timer ----------------------------------------------------------------- */
+
+struct weft__timer_heap;
+
+/* A timer lives inside its owner (a process); the heap only points to it. */
+struct weft__timer {
+    int64_t when;                             /* absolute deadline */
+    uint32_t index;                           /* position in the heap */
+    _Atomic(struct weft__timer_heap *) heap;  /* heap holding it, or NULL */
+    void (*fire)(struct weft__timer *);       /* called with the heap locked */
+};
+
+struct weft__timer_heap {
+    weft__spinlock lock;
+    struct weft__timer **items;  /* binary min-heap on when */
+    uint32_t count, capacity;
+    _Atomic int64_t next_when;   /* earliest deadline, INT64_MAX when empty */
+};
+
+void weft__timer_heap_init(struct weft__timer_heap *h);
+void weft__timer_heap_term(struct weft__timer_heap *h);
+/* Arms t in h. Returns 0 or -ENOMEM. */
+int weft__timer_add(struct weft__timer_heap *h, struct weft__timer *t, int64_t when);
+/* Disarms t if armed. When it returns, t's fire callback is not running. */
+void weft__timer_cancel(struct weft__timer *t);
+/* Fires every timer of h due at now; returns how many fired. */
+int weft__timer_run(struct weft__timer_heap *h, int64_t now);
+static inline int64_t weft__timer_next(struct weft__timer_heap *h)
+{
+    return atomic_load_explicit(&h->next_when, memory_order_acquire);
+}
+
+/* ---- wait: the one way anything blocks -------------------------------------- */
+
+struct weft__proc;
+
+/* A waiter is long-lived (inside a process, or per outside thread), so a wake
+ * racing with the end of a wait never touches freed memory. Its state is
+ * (sequence << 2) | phase; each wait gets a new sequence, and a waker names the
+ * wait it means by its ticket (the state while open), so a late wake can never
+ * claim a later wait. Exactly one wake, timeout or cancellation claims a wait. */
+enum { WEFT__WAIT_OPEN = 1, WEFT__WAIT_CLAIMED = 2, WEFT__WAIT_PHASE = 3 };
+
+struct weft__waiter {
+    atomic_uint state;        /* sequence << 2 | phase */
+    int result;               /* written by the claimer before the wake-up */
+    struct weft__proc *proc;  /* the process waiting, or NULL for a thread */
+    atomic_uint futex;        /* outside threads: 1 once woken */
+    struct weft__waiter *next_thread, *prev_thread; /* waiting threads (shutdown) */
+};
+
+/* The waiter of the calling process or thread. */
+struct weft__waiter *weft__waiter_self(void);
+/* Opens a new wait and returns its ticket. Call before publishing the waiter
+ * (with the ticket) to anything that may wake it. */
+unsigned weft__wait_open(struct weft__waiter *w);
+/* Blocks until the wait is claimed; returns the claimer's result, -ETIMEDOUT
+ * at the deadline, or -ECANCELED when the runtime shuts down. */
+int weft__wait(struct weft__waiter *w, int64_t deadline);
+/* Claims the wait named by ticket with result and wakes its owner; a woken
+ * process runs next on the caller's worker. false: that wait is over. */
+bool weft__wake(struct weft__waiter *w, unsigned ticket, int result);
+/* Claims whatever wait w is in, with -ECANCELED (runtime shutdown). */
+void weft__wait_cancel(struct weft__waiter *w);
+/* Cancels the waits of every waiting outside thread. */
+void weft__wait_cancel_threads(void);
+
+/* ---- sched ----------------------------------------------------------------- */
+
+enum { WEFT__RUNQ_SIZE = 256 };
+
+/* A bounded ring: the owner pushes at tail and pops at head; thieves take
+ * from head. head is changed only by CAS; tail only by the owner. */
+struct weft__runq {
+    _Alignas(WEFT__CACHELINE) atomic_uint head;
+    _Alignas(WEFT__CACHELINE) atomic_uint tail;
+    _Alignas(WEFT__CACHELINE) _Atomic(struct weft__proc *) slot[WEFT__RUNQ_SIZE];
+};
+
+void weft__runq_init(struct weft__runq *q);
+bool weft__runq_push(struct weft__runq *q, struct weft__proc *p);          /* owner */
+struct weft__proc *weft__runq_pop(struct weft__runq *q);                   /* owner */
+/* Owner: moves half of a full queue plus p into batch[]; returns how many. */
+uint32_t weft__runq_spill(struct weft__runq *q, struct weft__proc *p,
+                          struct weft__proc **batch);
+/* Thief: moves about half of victim's items into q (empty, owned by the
+ * caller) and returns one of them to run, or NULL. */
+struct weft__proc *weft__runq_steal(struct weft__runq *q, struct weft__runq *victim);
+uint32_t weft__runq_len(struct weft__runq *q);
+
+/* What the context that was just switched away from asked to happen to it,
+ * done by the next context once the old one's registers are saved. */
+enum weft__after {
+    WEFT__AFTER_NONE,
+    WEFT__AFTER_YIELD,  /* requeue it */
+    WEFT__AFTER_BLOCK,  /* release it to whoever woke it */
+    WEFT__AFTER_EXIT    /* free its stack and call the exit hook */
+};
+
+/* A list of processes threaded through weft__proc.next. */
+struct weft__plist {
+    struct weft__proc *head, *tail;
+};
+
+/* One worker: an OS thread that runs processes. Fields written by other
+ * threads are atomic; the rest belong to the worker's own thread. */
+struct weft__worker {
+    struct weft__runq runq;                    /* stealable FIFO */
+    _Alignas(WEFT__CACHELINE) _Atomic(struct weft__proc *) runnext; /* LIFO slot */
+    atomic_uint tick;                          /* counts scheduling decisions */
+
+    _Alignas(WEFT__CACHELINE) struct weft__proc *current; /* running process or NULL */
+    struct weft__proc *prev;                   /* context just left, see after */
+    enum weft__after after;
+    struct weft__ctx sched_ctx;                /* the thread's own stack */
+    unsigned id;
+    uint64_t rng;
+    struct weft__proc *steal_watch;            /* runnext seen at a victim... */
+    unsigned steal_watch_tick;                 /* ...at this victim tick */
+    bool spinning;
+
+    struct weft__timer_heap timers;
+    struct weft__stack_cache stacks;
+    struct weft__handle_cache handles;
+    struct weft__proc *free_procs;             /* cache of process blocks */
+    uint32_t free_proc_count;
+    atomic_long spawned, exited;               /* written by this worker only */
+
+    /* Processes pinned to this worker wait here when runnable. */
+    weft__spinlock inbox_lock;
+    struct weft__plist inbox;
+    atomic_uint inbox_len;
+
+    atomic_uint park_futex;                    /* 1: woken */
+    atomic_bool parked;                        /* written under rt.idle_lock */
+
+    pthread_t thread;
+    void *altstack;                            /* sigaltstack for overflows */
+    void *thread_stack_lo;                     /* bounds of the OS thread stack */
+    size_t thread_stack_size;
+#ifdef WEFT__ASAN
+    void *asan_fake_stack;
+#endif
+#ifdef WEFT__TSAN
+    void *tsan_fiber;
+#endif
+};
+
+/* The worker running the calling thread, or NULL outside the runtime.
+ * Not inlined and never cached across a blocking call: a process may resume
+ * on another worker (DESIGN.md 3.6). */
+struct weft__worker *weft__worker_current(void);
+
+/* The runtime: one per program at a time. */
+enum { WEFT__RT_STOPPED, WEFT__RT_STARTING, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
+
+struct weft__runtime {
+    atomic_int state;                          /* WEFT__RT_* */
+    unsigned nworkers;
+    struct weft__worker *workers;
+    size_t default_stack;
+    uint64_t seed;
+
+    pthread_mutex_t global_lock;               /* the injection queue */
+    struct weft__plist global;
+    atomic_uint global_len;
+
+    pthread_mutex_t idle_lock;                 /* parked workers */
+    atomic_uint nidle, nspinning;
+
+    atomic_long outside_spawned;               /* spawns from outside threads */
+    atomic_uint stop_futex;                    /* bumped when a process exits while stopping */
+    atomic_bool workers_exit;                  /* workers leave their loop */
+    /* The proc layer's hooks: a process that could not get a stack ends
+     * without running (unstarted_hook, on any thread); a process that ended
+     * has left its stack (exit_hook, on the next context). */
+    void (*unstarted_hook)(struct weft__proc *);
+    void (*exit_hook)(struct weft__proc *);
+};
+
+extern struct weft__runtime weft__rt;
+
+int weft__sched_start(unsigned nworkers);
+void weft__sched_stop(void);
+/* Makes p runnable. From a worker it goes to that worker's run-next slot
+ * (lifo true) or queue; from outside, to the injection queue. */
+void weft__sched_ready(struct weft__proc *p, bool lifo);
+/* Makes p runnable on one given worker (its first run, or a pinned process). */
+void weft__sched_ready_on(struct weft__proc *p, int worker);
+/* The calling process gives up its worker until woken (weft__sched_ready).
+ * Its waiter must be published before; see wait.c. */
+void weft__sched_block(void);
+/* Requeues the calling process behind the runnable ones. */
+void weft__sched_yield(void);
+/* Ends the calling process: never returns; exit_hook runs after the switch. */
+_Noreturn void weft__sched_exit(void);
+/* Processes spawned and not yet ended, summed over workers. */
+long weft__sched_live_procs(void);
+/* Wakes an idle worker if work is waiting and nobody is looking for it. */
+void weft__sched_notify(bool fenced);
+
+/* ---- proc ------------------------------------------------------------------ */
+
+/* A process. Fields marked [sched] belong to the scheduler layers. */
+struct weft__proc {
+    struct weft__ctx ctx;              /* [sched] saved context */
+    void *stack_lo;                    /* [sched] NULL until it first runs */
+    int stack_class;                   /* [sched] */
+    int worker;                        /* [sched] pinned worker, or -1 */
+    atomic_uint on_cpu;                /* [sched] 1 while a worker runs it */
+    struct weft__proc *next;           /* [sched] list link while queued */
+    struct weft__waiter waiter;        /* [wait] its blocking state */
+    struct weft__timer timer;          /* [wait] deadline of the current wait */
+    unsigned timer_ticket;             /* [wait] the wait the timer ends */
+#ifdef WEFT__ASAN
+    void *asan_fake_stack;
+#endif
+#ifdef WEFT__TSAN
+    void *tsan_fiber;
+#endif
+    weft_proc_fn fn;
+    void *arg;
+    intptr_t result;
+    weft_pid pid;
+    atomic_uint join_state;            /* WEFT__JOIN_* bits */
+    struct weft__waiter *joiner;       /* set before JOINING is published */
+    unsigned joiner_ticket;
+    int failure;                       /* -ENOMEM: it never ran for want of a stack */
+    char name[WEFT_NAME_MAX];
+};
+
+enum {
+    WEFT__JOIN_DEAD = 1,      /* returned */
+    WEFT__JOIN_DETACHED = 2,  /* nobody will join */
+    WEFT__JOIN_JOINING = 4,   /* a joiner waits (joiner is set) */
+    WEFT__JOIN_JOINED = 8     /* the join right was used */
+};
+
+/* Entry of every process, called on its own stack by the scheduler. */
+_Noreturn void weft__proc_main(struct weft__proc *p);
+/* Ends every remaining process's waits with -ECANCELED. */
+void weft__proc_cancel_all(void);
+void weft__proc_cache_flush(struct weft__worker *w);
+int weft__proc_layer_init(void);
+
+/* overflow.c */
+int weft__overflow_install(void);
+void weft__overflow_uninstall(void);
+int weft__overflow_thread_init(struct weft__worker *w);
+void weft__overflow_thread_term(struct weft__worker *w);
+
+#endif

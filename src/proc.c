@@ -1,0 +1,342 @@
+/* proc.c: processes: spawn, join, detach, exit, self, yield, sleep, names.
+ *
+ * Lifetime. A process block is named by its pid's handle slot and freed when
+ * the slot's last reference goes. A process holds one reference while it
+ * runs (dropped after it has left its stack) and, while joinable, one for
+ * the right to join it (dropped by the join or by detach). Every call that
+ * looks a pid up holds a reference meanwhile, so a concurrent join or exit
+ * never frees the block under it.
+ *
+ * Join. join_state is a set of bits changed by compare-and-swap: the exiting
+ * process sets DEAD and, if it sees JOINING, wakes the joiner named in joiner
+ * (with its ticket). A joiner that times out clears JOINING; a wake that
+ * loses the race to the timeout fails its claim and does nothing.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { PROC_CACHE_MAX = 1024 };
+
+static struct weft__proc *proc_alloc(struct weft__worker *w)
+{
+    if (w && w->free_procs) {
+        struct weft__proc *p = w->free_procs;
+        w->free_procs = p->next;
+        w->free_proc_count--;
+        return p;
+    }
+    return weft__alloc(sizeof(struct weft__proc));
+}
+
+static void proc_free(struct weft__proc *p)
+{
+    struct weft__worker *w = weft__worker_current();
+    if (w && w->free_proc_count < PROC_CACHE_MAX) {
+        p->next = w->free_procs;
+        w->free_procs = p;
+        w->free_proc_count++;
+        return;
+    }
+    weft__free(p, sizeof *p);
+}
+
+void weft__proc_cache_flush(struct weft__worker *w)
+{
+    while (w->free_procs) {
+        struct weft__proc *p = w->free_procs;
+        w->free_procs = p->next;
+        weft__free(p, sizeof *p);
+    }
+    w->free_proc_count = 0;
+}
+
+/* Drops n references to p's pid; frees p with the last. */
+static void proc_release(struct weft__proc *p, uint32_t n)
+{
+    struct weft__worker *w = weft__worker_current();
+    if (weft__handle_release(w ? &w->handles : NULL, p->pid, n))
+        proc_free(p);
+}
+
+static void mark_dead(struct weft__proc *p)
+{
+    unsigned old = atomic_fetch_or_explicit(&p->join_state, WEFT__JOIN_DEAD, memory_order_acq_rel);
+    if (old & WEFT__JOIN_JOINING)
+        weft__wake(p->joiner, p->joiner_ticket, 0);
+}
+
+/* After the switch away from an ended process: drop its running reference. */
+static void on_exit_switched(struct weft__proc *p)
+{
+    proc_release(p, 1);
+}
+
+static void on_unstarted(struct weft__proc *p)
+{
+    p->result = 0;
+    mark_dead(p);
+}
+
+static void install_hooks(void)
+{
+    weft__rt.exit_hook = on_exit_switched;
+    weft__rt.unstarted_hook = on_unstarted;
+}
+
+_Noreturn static void finish(struct weft__proc *p, intptr_t result)
+{
+    p->result = result;
+    mark_dead(p);
+    weft__sched_exit();
+}
+
+void weft__proc_main(struct weft__proc *p)
+{
+    finish(p, p->fn(p->arg));
+}
+
+static struct weft__proc *current_proc(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    return w ? w->current : NULL;
+}
+
+void weft_spawn_opts_init(weft_spawn_opts *opts)
+{
+    if (!opts)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->stack_size = weft__rt.default_stack ? weft__rt.default_stack : WEFT_STACK_DEFAULT;
+    opts->worker = -1;
+}
+
+/* Counts a spawn from outside the runtime before checking that the runtime
+ * runs, so that weft_stop, which sets the state first and then counts, either
+ * sees it or refuses it. */
+static int enter_outside(void)
+{
+    atomic_fetch_add(&weft__rt.outside_spawned, 1);
+    int st = atomic_load(&weft__rt.state);
+    if (st == WEFT__RT_RUNNING)
+        return 0;
+    atomic_fetch_sub(&weft__rt.outside_spawned, 1);
+    return st == WEFT__RT_STOPPING ? -ECANCELED : -ESHUTDOWN;
+}
+
+int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts)
+{
+    weft_spawn_opts defaults;
+    if (!opts) {
+        weft_spawn_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (!fn)
+        return weft__misuse(-EINVAL, "weft_spawn: fn is NULL");
+    if (!pid && !opts->detached)
+        return weft__misuse(-EINVAL, "weft_spawn: pid is NULL for a joinable process");
+    int cls = weft__stack_class(opts->stack_size);
+    if (cls < 0)
+        return weft__misuse(cls, "weft_spawn: stack size %zu outside %zu..%zu", opts->stack_size,
+                            WEFT_STACK_MIN, WEFT_STACK_MAX);
+
+    struct weft__worker *w = weft__worker_current();
+    if (w) {
+        if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING)
+            return -ECANCELED;
+    } else {
+        int err = enter_outside();
+        if (err)
+            return err;
+    }
+    int err = -EINVAL;
+    if (opts->worker < -1 || opts->worker >= (int)weft__rt.nworkers) {
+        err = weft__misuse(-EINVAL, "weft_spawn: worker %d out of range", opts->worker);
+        goto fail;
+    }
+    struct weft__proc *p = proc_alloc(w);
+    if (!p) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    p->stack_lo = NULL;
+    p->stack_class = cls;
+    p->worker = -1;
+    if (opts->pinned)
+        p->worker = opts->worker >= 0 ? opts->worker : w ? (int)w->id : 0;
+    atomic_store_explicit(&p->on_cpu, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->waiter.state, 0, memory_order_relaxed);
+    p->waiter.proc = p;
+    atomic_store_explicit(&p->timer.heap, NULL, memory_order_relaxed);
+    p->fn = fn;
+    p->arg = arg;
+    p->result = 0;
+    p->failure = 0;
+    p->joiner = NULL;
+    atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,
+                          memory_order_relaxed);
+    if (opts->name) {
+        strncpy(p->name, opts->name, WEFT_NAME_MAX - 1);
+        p->name[WEFT_NAME_MAX - 1] = '\0';
+    } else {
+        p->name[0] = '\0';
+    }
+    err = weft__handle_alloc(w ? &w->handles : NULL, p, WEFT__HANDLE_PROC,
+                             opts->detached ? 1 : 2, &p->pid);
+    if (err) {
+        proc_free(p);
+        goto fail;
+    }
+    if (pid)
+        *pid = p->pid;
+    if (w)
+        atomic_store_explicit(&w->spawned, atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1,
+                              memory_order_release);
+    if (opts->worker >= 0)
+        weft__sched_ready_on(p, opts->worker);
+    else
+        weft__sched_ready(p, false);
+    return 0;
+fail:
+    if (!w)
+        atomic_fetch_sub(&weft__rt.outside_spawned, 1);
+    return err;
+}
+
+int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
+{
+    if (atomic_load(&weft__rt.state) == WEFT__RT_STOPPED)
+        return -ESHUTDOWN;
+    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    if (!p)
+        return weft__misuse(-ESRCH, "weft_join: no process %#llx", (unsigned long long)pid);
+    struct weft__waiter *me = weft__waiter_self();
+    if (me->proc == p) {
+        proc_release(p, 1);
+        return weft__misuse(-EDEADLK, "weft_join: a process cannot join itself");
+    }
+    unsigned st = atomic_load_explicit(&p->join_state, memory_order_acquire);
+    for (;;) {
+        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING | WEFT__JOIN_JOINED)) {
+            proc_release(p, 1);
+            return weft__misuse(-EINVAL, "weft_join: process %#llx is detached or being joined",
+                                (unsigned long long)pid);
+        }
+        if (st & WEFT__JOIN_DEAD) {
+            if (atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_JOINED))
+                goto joined;
+            continue;
+        }
+        p->joiner = me;
+        p->joiner_ticket = weft__wait_open(me);
+        if (atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_JOINING))
+            break;
+    }
+    int err = weft__wait(me, deadline);
+    if (err) {
+        /* Timed out or canceled: withdraw, so that a later join may try again. */
+        atomic_fetch_and(&p->join_state, ~(unsigned)WEFT__JOIN_JOINING);
+        proc_release(p, 1);
+        return err;
+    }
+    atomic_fetch_or(&p->join_state, WEFT__JOIN_JOINED);
+joined:
+    if (result)
+        *result = p->result;
+    err = p->failure;
+    proc_release(p, 2); /* ours and the join right */
+    return err;
+}
+
+int weft_detach(weft_pid pid)
+{
+    if (atomic_load(&weft__rt.state) == WEFT__RT_STOPPED)
+        return -ESHUTDOWN;
+    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    if (!p)
+        return weft__misuse(-ESRCH, "weft_detach: no process %#llx", (unsigned long long)pid);
+    unsigned st = atomic_load(&p->join_state);
+    do {
+        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING | WEFT__JOIN_JOINED)) {
+            proc_release(p, 1);
+            return weft__misuse(-EINVAL, "weft_detach: process %#llx is detached or being joined",
+                                (unsigned long long)pid);
+        }
+    } while (!atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_DETACHED));
+    proc_release(p, 2); /* ours and the join right */
+    return 0;
+}
+
+weft_pid weft_self(void)
+{
+    struct weft__proc *p = current_proc();
+    return p ? p->pid : 0;
+}
+
+int weft_worker_id(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    if (!w || !w->current)
+        return weft__misuse(-EPERM, "weft_worker_id: not called from a process");
+    return (int)w->id;
+}
+
+int weft_yield(void)
+{
+    if (!current_proc()) {
+        sched_yield();
+        return 0;
+    }
+    weft__sched_yield();
+    return atomic_load_explicit(&weft__rt.state, memory_order_relaxed) == WEFT__RT_STOPPING
+               ? -ECANCELED : 0;
+}
+
+int weft_sleep(int64_t deadline)
+{
+    struct weft__waiter *me = weft__waiter_self();
+    weft__wait_open(me);
+    int err = weft__wait(me, deadline);
+    return err == -ETIMEDOUT ? 0 : err;
+}
+
+int weft_exit(intptr_t result)
+{
+    struct weft__proc *p = current_proc();
+    if (!p)
+        return weft__misuse(-EPERM, "weft_exit: not called from a process");
+    finish(p, result);
+}
+
+int weft_proc_name(weft_pid pid, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return weft__misuse(-EINVAL, "weft_proc_name: no buffer");
+    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    if (!p)
+        return weft__misuse(-ESRCH, "weft_proc_name: no process %#llx", (unsigned long long)pid);
+    int n = p->name[0] ? snprintf(buf, len, "%s", p->name)
+                       : snprintf(buf, len, "fn@%p", (void *)(uintptr_t)p->fn);
+    proc_release(p, 1);
+    return n;
+}
+
+static void cancel_one(void *obj, uint64_t handle, void *arg)
+{
+    struct weft__proc *p = obj;
+    weft__wait_cancel(&p->waiter);
+    proc_release(p, 1);
+}
+
+void weft__proc_cancel_all(void)
+{
+    weft__handle_foreach(WEFT__HANDLE_PROC, cancel_one, NULL);
+}
+
+int weft__proc_layer_init(void)
+{
+    install_hooks();
+    return 0;
+}

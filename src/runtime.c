@@ -1,0 +1,145 @@
+/* runtime.c: starting and stopping the runtime, in both forms: weft_run owns
+ * the program; weft_start/weft_stop embed it beside the program's threads.
+ *
+ * Stopping: the state goes to STOPPING (spawns now fail with -ECANCELED),
+ * every open wait is claimed with -ECANCELED and every later one fails at
+ * once; weft_stop then waits for the live process count to reach 0, and only
+ * then ends the workers and frees what the runtime held.
+ */
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void weft_config_init(weft_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->stack_size = WEFT_STACK_DEFAULT;
+}
+
+static unsigned cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int weft_start(const weft_config *cfg)
+{
+    weft_config defaults;
+    if (!cfg) {
+        weft_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (cfg->workers > WEFT_WORKERS_MAX)
+        return weft__misuse(-EINVAL, "weft_start: %u workers, at most %d", cfg->workers, WEFT_WORKERS_MAX);
+    int cls = weft__stack_class(cfg->stack_size);
+    if (cls < 0)
+        return weft__misuse(cls, "weft_start: stack size %zu outside %zu..%zu", cfg->stack_size,
+                            WEFT_STACK_MIN, WEFT_STACK_MAX);
+    if (weft__worker_current())
+        return weft__misuse(-EBUSY, "weft_start: called from inside the running runtime");
+
+    pthread_mutex_lock(&lifecycle_lock);
+    int expected = WEFT__RT_STOPPED;
+    if (!atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STARTING)) {
+        pthread_mutex_unlock(&lifecycle_lock);
+        return weft__misuse(-EBUSY, "weft_start: a runtime is already running");
+    }
+    unsigned n = cfg->workers ? cfg->workers : cpus_available();
+    if (n > WEFT_WORKERS_MAX)
+        n = WEFT_WORKERS_MAX;
+    weft__rt.default_stack = cfg->stack_size;
+    weft__rt.seed = cfg->seed ? cfg->seed : (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32);
+
+    int err = weft__handle_table_init();
+    if (!err)
+        err = weft__proc_layer_init();
+    if (!err)
+        err = weft__overflow_install();
+    if (!err)
+        err = weft__sched_start(n);
+    if (!err)
+        atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
+    if (err) {
+        weft__overflow_uninstall();
+        weft__handle_table_term();
+        weft__stack_pool_term();
+        atomic_store(&weft__rt.state, WEFT__RT_STOPPED);
+    }
+    pthread_mutex_unlock(&lifecycle_lock);
+    return err;
+}
+
+int weft_stop(int64_t deadline)
+{
+    if (weft__worker_current())
+        return weft__misuse(-EPERM, "weft_stop: called from a process; return from it instead");
+    pthread_mutex_lock(&lifecycle_lock);
+    int expected = WEFT__RT_RUNNING;
+    if (!atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STOPPING) &&
+        expected != WEFT__RT_STOPPING) {
+        pthread_mutex_unlock(&lifecycle_lock);
+        return -ESHUTDOWN;
+    }
+    weft__proc_cancel_all();
+    weft__wait_cancel_threads();
+    for (;;) {
+        unsigned seen = atomic_load(&weft__rt.stop_futex);
+        if (weft__sched_live_procs() == 0)
+            break;
+        int64_t now = weft_now();
+        if (deadline >= 0 && now >= deadline) {
+            pthread_mutex_unlock(&lifecycle_lock);
+            return -ETIMEDOUT;
+        }
+        /* Exits bump stop_futex; the 10 ms bound is a safety net only. */
+        int64_t until = now + 10 * 1000 * 1000;
+        if (deadline >= 0 && deadline < until)
+            until = deadline;
+        weft__futex_wait(&weft__rt.stop_futex, seen, until);
+    }
+    weft__sched_stop();
+    weft__overflow_uninstall();
+    weft__handle_table_term();
+    weft__stack_pool_term();
+    atomic_store(&weft__rt.state, WEFT__RT_STOPPED);
+    pthread_mutex_unlock(&lifecycle_lock);
+    return 0;
+}
+
+int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *result)
+{
+    if (!main_fn)
+        return weft__misuse(-EINVAL, "weft_run: main_fn is NULL");
+    int err = weft_start(cfg);
+    if (err)
+        return err;
+    weft_spawn_opts opts;
+    weft_spawn_opts_init(&opts);
+    opts.name = "main";
+    weft_pid pid;
+    intptr_t r = 0;
+    err = weft_spawn(&pid, main_fn, arg, &opts);
+    if (!err)
+        err = weft_join(pid, &r, WEFT_FOREVER);
+    int stop_err = weft_stop(WEFT_FOREVER);
+    if (!err && result)
+        *result = r;
+    return err ? err : stop_err;
+}
+
+int weft_workers(void)
+{
+    int st = atomic_load(&weft__rt.state);
+    if (st != WEFT__RT_RUNNING && st != WEFT__RT_STOPPING)
+        return -ESHUTDOWN;
+    return (int)weft__rt.nworkers;
+}

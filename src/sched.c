@@ -1,0 +1,644 @@
+/* sched.c: workers, run queues, switching, stealing and parking.
+ *
+ * Each worker is an OS thread with a stealable FIFO run queue, a LIFO
+ * run-next slot (a process woken by the running one runs right after it, so
+ * message pairs stay on one core), an inbox for processes pinned to it, and
+ * its own timer heap. Processes made runnable from outside the runtime go to
+ * the global injection queue.
+ *
+ * Switching. A process that blocks, yields or ends picks the next process
+ * from its worker's local queues and switches to it directly; only when there
+ * is none does it switch to the worker's scheduler context (the OS thread's
+ * own stack), which looks further: due timers (its own and other workers'),
+ * the global queue, other workers' queues, then spins a bounded time, then
+ * parks on a futex. What must happen to the context just left (requeue it,
+ * let it go, free its stack) is done by the next context right after the
+ * switch, in finish_switch, once the old registers are saved.
+ *
+ * A process may be made runnable by a waker before it has finished switching
+ * out. on_cpu covers that window: the worker that picks it waits until the
+ * old worker has cleared on_cpu in finish_switch.
+ *
+ * Parking without lost wake-ups. A worker about to park marks itself idle
+ * under idle_lock, issues a full fence, then looks once more at every queue.
+ * Whoever adds work that only another worker can take (global queue, a pinned
+ * inbox) fences, then looks at the idle count. Work added to a worker's own
+ * queue never needs another worker: waking an idle one then only adds
+ * parallelism, and the check is a plain load.
+ */
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef WEFT__ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef WEFT__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+enum {
+    SPIN_ROUNDS = 32,      /* full searches before parking... */
+    SPIN_PAUSES = 64,      /* ...with this many pause instructions between */
+    GLOBAL_EVERY = 61,     /* look at the global queue every this many picks */
+    TIMERS_EVERY = 64,     /* look at the clock every this many picks */
+    PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
+};
+
+struct weft__runtime weft__rt = {
+    .global_lock = PTHREAD_MUTEX_INITIALIZER,
+    .idle_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static _Thread_local struct weft__worker *tls_worker;
+
+#if defined(__clang__)
+__attribute__((noinline))
+#else
+__attribute__((noinline, noipa))
+#endif
+struct weft__worker *weft__worker_current(void)
+{
+    return tls_worker;
+}
+
+/* ---- queues ------------------------------------------------------------------ */
+
+static void plist_push(struct weft__plist *l, struct weft__proc *p)
+{
+    p->next = NULL;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+}
+
+static struct weft__proc *plist_pop(struct weft__plist *l)
+{
+    struct weft__proc *p = l->head;
+    if (p) {
+        l->head = p->next;
+        if (!l->head)
+            l->tail = NULL;
+    }
+    return p;
+}
+
+static void global_push(struct weft__proc **batch, uint32_t n)
+{
+    pthread_mutex_lock(&weft__rt.global_lock);
+    for (uint32_t i = 0; i < n; i++)
+        plist_push(&weft__rt.global, batch[i]);
+    atomic_fetch_add(&weft__rt.global_len, n);
+    pthread_mutex_unlock(&weft__rt.global_lock);
+}
+
+/* Takes a fair share of the global queue: one to run, the rest into w's own
+ * queue as far as it has room. */
+static struct weft__proc *global_pop(struct weft__worker *w)
+{
+    if (atomic_load_explicit(&weft__rt.global_len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&weft__rt.global_lock);
+    uint32_t len = atomic_load_explicit(&weft__rt.global_len, memory_order_relaxed);
+    uint32_t n = len / weft__rt.nworkers + 1;
+    if (n > len)
+        n = len;
+    uint32_t room = WEFT__RUNQ_SIZE - weft__runq_len(&w->runq) + 1;
+    if (n > room)
+        n = room;
+    if (n > WEFT__RUNQ_SIZE / 2)
+        n = WEFT__RUNQ_SIZE / 2;
+    struct weft__proc *run = n ? plist_pop(&weft__rt.global) : NULL;
+    for (uint32_t i = 1; i < n; i++) {
+        bool pushed = weft__runq_push(&w->runq, plist_pop(&weft__rt.global));
+        weft__assert(pushed);
+    }
+    atomic_fetch_sub(&weft__rt.global_len, n);
+    pthread_mutex_unlock(&weft__rt.global_lock);
+    return run;
+}
+
+static void local_push(struct weft__worker *w, struct weft__proc *p)
+{
+    struct weft__proc *batch[WEFT__RUNQ_SIZE / 2 + 1];
+    while (!weft__runq_push(&w->runq, p)) {
+        uint32_t n = weft__runq_spill(&w->runq, p, batch);
+        if (n) {
+            global_push(batch, n);
+            return;
+        }
+    }
+}
+
+static void inbox_push(struct weft__worker *w, struct weft__proc *p)
+{
+    weft__spin_lock(&w->inbox_lock);
+    plist_push(&w->inbox, p);
+    atomic_fetch_add(&w->inbox_len, 1);
+    weft__spin_unlock(&w->inbox_lock);
+}
+
+static struct weft__proc *inbox_pop(struct weft__worker *w)
+{
+    if (atomic_load_explicit(&w->inbox_len, memory_order_relaxed) == 0)
+        return NULL;
+    weft__spin_lock(&w->inbox_lock);
+    struct weft__proc *p = plist_pop(&w->inbox);
+    if (p)
+        atomic_fetch_sub(&w->inbox_len, 1);
+    weft__spin_unlock(&w->inbox_lock);
+    return p;
+}
+
+/* ---- parking ----------------------------------------------------------------- */
+
+/* Wakes w if it is parked. Called with idle_lock held. */
+static bool unpark_locked(struct weft__worker *w)
+{
+    if (!atomic_load_explicit(&w->parked, memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+    atomic_fetch_sub(&weft__rt.nidle, 1);
+    atomic_fetch_add(&weft__rt.nspinning, 1); /* it wakes up looking for work */
+    atomic_store_explicit(&w->park_futex, 1, memory_order_release);
+    weft__futex_wake(&w->park_futex, 1);
+    return true;
+}
+
+static void unpark(struct weft__worker *w)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&w->parked, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    unpark_locked(w);
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+}
+
+void weft__sched_notify(bool fenced)
+{
+    if (fenced)
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) != 0)
+        return;
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    unsigned n = weft__rt.nworkers;
+    unsigned start = (unsigned)weft_now() % n;
+    for (unsigned i = 0; i < n; i++)
+        if (unpark_locked(&weft__rt.workers[(start + i) % n]))
+            break;
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+}
+
+void weft__sched_ready_on(struct weft__proc *p, int worker)
+{
+    struct weft__worker *owner = &weft__rt.workers[worker];
+    inbox_push(owner, p);
+    if (owner != weft__worker_current())
+        unpark(owner);
+}
+
+void weft__sched_ready(struct weft__proc *p, bool lifo)
+{
+    if (p->worker >= 0) {
+        weft__sched_ready_on(p, p->worker);
+        return;
+    }
+    struct weft__worker *w = weft__worker_current();
+    if (!w) {
+        global_push(&p, 1);
+        weft__sched_notify(true);
+        return;
+    }
+    if (lifo) {
+        p = atomic_exchange_explicit(&w->runnext, p, memory_order_acq_rel);
+        if (!p)
+            return; /* runs when the waker blocks; no other worker needed */
+    }
+    local_push(w, p);
+    weft__sched_notify(false);
+}
+
+/* ---- switching --------------------------------------------------------------- */
+
+static void proc_start(void *arg);
+
+/* Gives p its stack when it first runs. false: none could be had. */
+static bool give_stack(struct weft__worker *w, struct weft__proc *p)
+{
+    char *lo = weft__stack_get(&w->stacks, p->stack_class);
+    if (!lo)
+        return false;
+    size_t size = weft__stack_class_size(p->stack_class) - PROC_STACK_OFFSET;
+    p->stack_lo = lo;
+#ifdef WEFT__ASAN
+    __asan_unpoison_memory_region(lo + PROC_STACK_OFFSET, size);
+    p->asan_fake_stack = NULL;
+#endif
+#ifdef WEFT__TSAN
+    p->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    weft__ctx_make(&p->ctx, lo + PROC_STACK_OFFSET, size, proc_start, p);
+    return true;
+}
+
+static void count_exit(struct weft__worker *w)
+{
+    atomic_store_explicit(&w->exited, atomic_load_explicit(&w->exited, memory_order_relaxed) + 1,
+                          memory_order_release);
+    if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING) {
+        atomic_fetch_add(&weft__rt.stop_futex, 1);
+        weft__futex_wake(&weft__rt.stop_futex, INT_MAX);
+    }
+}
+
+/* Done by the context that was switched to, for the one switched from. */
+static void finish_switch(struct weft__worker *w)
+{
+    struct weft__proc *p = w->prev;
+    if (!p)
+        return;
+    w->prev = NULL;
+    switch (w->after) {
+    case WEFT__AFTER_YIELD:
+        atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+        if (p->worker >= 0)
+            inbox_push(w, p);
+        else
+            weft__runq_push(&w->runq, p) ? (void)0 : local_push(w, p);
+        break;
+    case WEFT__AFTER_BLOCK:
+        atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+        break;
+    case WEFT__AFTER_EXIT:
+#ifdef WEFT__TSAN
+        __tsan_destroy_fiber(p->tsan_fiber);
+#endif
+        weft__stack_put(&w->stacks, p->stack_class, p->stack_lo);
+        p->stack_lo = NULL;
+        count_exit(w);
+        weft__rt.exit_hook(p);
+        break;
+    case WEFT__AFTER_NONE:
+        break;
+    }
+}
+
+/* Switches from w's current context (a process, or the scheduler when
+ * current is NULL) to next (NULL: the scheduler). Returns when the old
+ * context is resumed, possibly on another worker. */
+static void switch_to(struct weft__worker *w, struct weft__proc *next, enum weft__after after)
+{
+    struct weft__proc *cur = w->current;
+    struct weft__ctx *from = cur ? &cur->ctx : &w->sched_ctx;
+    struct weft__ctx *to = &w->sched_ctx;
+    if (next) {
+        while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
+            weft__cpu_relax();
+        atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+        to = &next->ctx;
+    }
+    w->prev = cur;
+    w->after = after;
+    w->current = next;
+#ifdef WEFT__ASAN
+    void **fake = after == WEFT__AFTER_EXIT ? NULL : cur ? &cur->asan_fake_stack : &w->asan_fake_stack;
+    if (next)
+        __sanitizer_start_switch_fiber(fake, (char *)next->stack_lo + PROC_STACK_OFFSET,
+                                       weft__stack_class_size(next->stack_class) - PROC_STACK_OFFSET);
+    else
+        __sanitizer_start_switch_fiber(fake, w->thread_stack_lo, w->thread_stack_size);
+#endif
+#ifdef WEFT__TSAN
+    __tsan_switch_to_fiber(next ? next->tsan_fiber : w->tsan_fiber, 0);
+#endif
+    weft__ctx_switch(from, to);
+    w = weft__worker_current();
+#ifdef WEFT__ASAN
+    __sanitizer_finish_switch_fiber(cur ? cur->asan_fake_stack : w->asan_fake_stack, NULL, NULL);
+#endif
+    finish_switch(w);
+}
+
+static void proc_start(void *arg)
+{
+    struct weft__proc *p = arg;
+    struct weft__worker *w = weft__worker_current();
+#ifdef WEFT__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    finish_switch(w);
+    weft__proc_main(p);
+}
+
+/* ---- picking ----------------------------------------------------------------- */
+
+static int run_due_timers(struct weft__worker *w, bool all);
+
+/* Ends p without running it: no memory for its stack (join says -ENOMEM). */
+static void end_unstarted(struct weft__worker *w, struct weft__proc *p)
+{
+    p->failure = -ENOMEM;
+    weft__rt.unstarted_hook(p);
+    count_exit(w);
+    weft__rt.exit_hook(p);
+}
+
+/* p, ready to be switched to (with a stack), or NULL if it had to end. */
+static struct weft__proc *with_stack(struct weft__worker *w, struct weft__proc *p)
+{
+    if (p && !p->stack_lo && !give_stack(w, p)) {
+        end_unstarted(w, p);
+        return NULL;
+    }
+    return p;
+}
+
+/* The next process from w's own queues, without blocking. */
+static struct weft__proc *pick_local(struct weft__worker *w)
+{
+    unsigned tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+    for (;;) {
+        struct weft__proc *p = inbox_pop(w);
+        if (!p && tick % GLOBAL_EVERY == 0)
+            p = global_pop(w);
+        if (!p && tick % TIMERS_EVERY == 0 && weft__timer_next(&w->timers) != INT64_MAX)
+            run_due_timers(w, false);
+        if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed))
+            p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+        if (!p)
+            p = weft__runq_pop(&w->runq);
+        if (!p || (p = with_stack(w, p)))
+            return p;
+    }
+}
+
+/* Fires due timers of w, and with all those of every other worker too (an
+ * idle worker serves the timers of busy ones). Returns how many fired. */
+static int run_due_timers(struct weft__worker *w, bool all)
+{
+    int64_t now = weft_now();
+    int fired = weft__timer_run(&w->timers, now);
+    for (unsigned i = 0; all && i < weft__rt.nworkers; i++)
+        if (&weft__rt.workers[i] != w)
+            fired += weft__timer_run(&weft__rt.workers[i].timers, now);
+    return fired;
+}
+
+/* Steals from the other workers, starting at a random one. A victim's
+ * run-next process is taken only once it has waited there across two looks
+ * while the victim made no scheduling decision (the victim is stuck on a long
+ * computation), so that message pairs are not split between cores. */
+static struct weft__proc *steal(struct weft__worker *w)
+{
+    unsigned n = weft__rt.nworkers;
+    unsigned start = (unsigned)(weft__rand_next(&w->rng) % n);
+    for (unsigned i = 0; i < n; i++) {
+        struct weft__worker *v = &weft__rt.workers[(start + i) % n];
+        if (v == w)
+            continue;
+        struct weft__proc *p = weft__runq_steal(&w->runq, &v->runq);
+        if (p)
+            return p;
+        struct weft__proc *rn = atomic_load_explicit(&v->runnext, memory_order_acquire);
+        unsigned vtick = atomic_load_explicit(&v->tick, memory_order_relaxed);
+        if (!rn)
+            continue;
+        if (w->steal_watch == rn && w->steal_watch_tick == vtick &&
+            atomic_compare_exchange_strong(&v->runnext, &rn, NULL)) {
+            w->steal_watch = NULL;
+            return rn;
+        }
+        w->steal_watch = rn;
+        w->steal_watch_tick = vtick;
+    }
+    return NULL;
+}
+
+static bool work_visible(struct weft__worker *w)
+{
+    if (atomic_load(&weft__rt.global_len) || atomic_load(&w->inbox_len) ||
+        atomic_load(&weft__rt.workers_exit))
+        return true;
+    int64_t now = weft_now();
+    for (unsigned i = 0; i < weft__rt.nworkers; i++) {
+        struct weft__worker *v = &weft__rt.workers[i];
+        if (weft__runq_len(&v->runq) || weft__timer_next(&v->timers) <= now)
+            return true;
+    }
+    return false;
+}
+
+static void stop_spinning(struct weft__worker *w)
+{
+    if (w->spinning) {
+        w->spinning = false;
+        atomic_fetch_sub(&weft__rt.nspinning, 1);
+    }
+}
+
+static void park(struct weft__worker *w)
+{
+    int64_t deadline = INT64_MAX;
+    for (unsigned i = 0; i < weft__rt.nworkers; i++) {
+        int64_t t = weft__timer_next(&weft__rt.workers[i].timers);
+        deadline = t < deadline ? t : deadline;
+    }
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    stop_spinning(w);
+    atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    atomic_fetch_add(&weft__rt.nidle, 1);
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+    atomic_thread_fence(memory_order_seq_cst);
+
+    if (!work_visible(w)) {
+        while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
+            weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
+            if (deadline != INT64_MAX && weft_now() >= deadline)
+                break;
+        }
+    }
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
+        /* Woke by itself (timeout or work seen): count itself as spinning. */
+        atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+        atomic_fetch_sub(&weft__rt.nidle, 1);
+        atomic_fetch_add(&weft__rt.nspinning, 1);
+    }
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+    atomic_store_explicit(&w->park_futex, 0, memory_order_relaxed);
+    w->spinning = true;
+}
+
+/* The scheduler loop's search: returns a process to run, or NULL when the
+ * workers must exit. */
+static struct weft__proc *find_work(struct weft__worker *w)
+{
+    struct weft__proc *p = pick_local(w);
+    if (p)
+        return p;
+    if (!w->spinning) {
+        w->spinning = true;
+        atomic_fetch_add(&weft__rt.nspinning, 1);
+    }
+    for (unsigned spins = 0;;) {
+        if (atomic_load_explicit(&weft__rt.workers_exit, memory_order_acquire)) {
+            stop_spinning(w);
+            return NULL;
+        }
+        if (run_due_timers(w, true) > 0 && (p = pick_local(w)))
+            break;
+        if ((p = with_stack(w, global_pop(w))) || (p = with_stack(w, steal(w))) ||
+            (p = pick_local(w)))
+            break;
+        if (spins++ < SPIN_ROUNDS) {
+            for (int i = 0; i < SPIN_PAUSES; i++)
+                weft__cpu_relax();
+            continue;
+        }
+        park(w);
+        spins = 0;
+    }
+    stop_spinning(w);
+    /* The last searcher found work: more may be waiting, wake a helper. */
+    if (atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) == 0 &&
+        (weft__runq_len(&w->runq) > 0 || atomic_load(&weft__rt.global_len) > 0))
+        weft__sched_notify(true);
+    return p;
+}
+
+/* ---- the calls of the layers above --------------------------------------------- */
+
+void weft__sched_block(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    switch_to(w, pick_local(w), WEFT__AFTER_BLOCK);
+}
+
+void weft__sched_yield(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__proc *next = pick_local(w);
+    if (!next && run_due_timers(w, false) > 0)
+        next = pick_local(w);
+    if (!next)
+        next = with_stack(w, global_pop(w));
+    if (next)
+        switch_to(w, next, WEFT__AFTER_YIELD);
+}
+
+void weft__sched_exit(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    switch_to(w, pick_local(w), WEFT__AFTER_EXIT);
+    weft__panic("an ended process was resumed");
+}
+
+long weft__sched_live_procs(void)
+{
+    /* Exits are read before spawns: every exit counted has its spawn counted,
+     * so the sum never undercounts. */
+    long live = 0;
+    for (unsigned i = 0; i < weft__rt.nworkers; i++)
+        live -= atomic_load_explicit(&weft__rt.workers[i].exited, memory_order_acquire);
+    live += atomic_load(&weft__rt.outside_spawned);
+    for (unsigned i = 0; i < weft__rt.nworkers; i++)
+        live += atomic_load_explicit(&weft__rt.workers[i].spawned, memory_order_acquire);
+    return live;
+}
+
+/* ---- workers ----------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct weft__worker *w = arg;
+    tls_worker = w;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &w->thread_stack_lo, &w->thread_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+#ifdef WEFT__TSAN
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    weft__overflow_thread_init(w);
+    struct weft__proc *p;
+    while ((p = find_work(w)))
+        switch_to(w, p, WEFT__AFTER_NONE);
+    weft__overflow_thread_term(w);
+    tls_worker = NULL;
+    return NULL;
+}
+
+static void worker_term(struct weft__worker *w)
+{
+    weft__proc_cache_flush(w);
+    weft__stack_cache_flush(&w->stacks);
+    weft__handle_cache_flush(&w->handles);
+    weft__timer_heap_term(&w->timers);
+}
+
+/* Ends the first `started` worker threads and frees every worker. */
+static void stop_workers(unsigned started)
+{
+    struct weft__runtime *rt = &weft__rt;
+    atomic_store(&rt->workers_exit, true);
+    pthread_mutex_lock(&rt->idle_lock);
+    for (unsigned i = 0; i < started; i++) {
+        atomic_store(&rt->workers[i].park_futex, 1);
+        weft__futex_wake(&rt->workers[i].park_futex, 1);
+    }
+    pthread_mutex_unlock(&rt->idle_lock);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        worker_term(&rt->workers[i]);
+    weft__free(rt->workers, rt->nworkers * sizeof *rt->workers);
+    rt->workers = NULL;
+    rt->nworkers = 0;
+}
+
+int weft__sched_start(unsigned nworkers)
+{
+    struct weft__runtime *rt = &weft__rt;
+    rt->workers = weft__alloc(nworkers * sizeof *rt->workers);
+    if (!rt->workers)
+        return -ENOMEM;
+    memset(rt->workers, 0, nworkers * sizeof *rt->workers);
+    rt->nworkers = nworkers;
+    atomic_store(&rt->workers_exit, false);
+    atomic_store(&rt->nidle, 0);
+    atomic_store(&rt->nspinning, 0);
+    atomic_store(&rt->outside_spawned, 0);
+    atomic_store(&rt->global_len, 0);
+    rt->global.head = rt->global.tail = NULL;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct weft__worker *w = &rt->workers[i];
+        weft__runq_init(&w->runq);
+        weft__timer_heap_init(&w->timers);
+        w->id = i;
+        w->rng = weft__rand_seed(rt->seed, i);
+    }
+    unsigned started = 0;
+    while (started < nworkers &&
+           pthread_create(&rt->workers[started].thread, NULL, worker_main, &rt->workers[started]) == 0)
+        started++;
+    if (started < nworkers) {
+        stop_workers(started);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+void weft__sched_stop(void)
+{
+    stop_workers(weft__rt.nworkers);
+}

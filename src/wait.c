@@ -1,0 +1,161 @@
+/* wait.c: blocking and waking, for a process or a thread outside the runtime.
+ *
+ * Every blocking call in weft is: open a wait (get a ticket), publish the
+ * waiter and ticket where a waker will find them, then weft__wait. A waker
+ * claims the wait by compare-and-swap on the waiter's state, so exactly one
+ * of the wakers, the deadline and the runtime's shutdown ends it; the others
+ * fail their claim and leave. The claimer writes the result, then makes the
+ * process runnable (or sets the thread's futex word).
+ *
+ * Shutdown: weft_stop sets the runtime's state, then claims every open wait
+ * with -ECANCELED. A wait opened concurrently sees the state after opening
+ * (both sides are sequentially consistent), so none is missed.
+ */
+#include <limits.h>
+
+#include "internal.h"
+
+static _Thread_local struct weft__waiter thread_waiter;
+
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft__waiter *waiting_threads; /* outside threads in weft__wait */
+
+struct weft__waiter *weft__waiter_self(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    if (w && w->current)
+        return &w->current->waiter;
+    return &thread_waiter;
+}
+
+unsigned weft__wait_open(struct weft__waiter *w)
+{
+    unsigned seq = atomic_load_explicit(&w->state, memory_order_relaxed) & ~(unsigned)WEFT__WAIT_PHASE;
+    unsigned ticket = (seq + 4) | WEFT__WAIT_OPEN;
+    atomic_store_explicit(&w->state, ticket, memory_order_seq_cst);
+    return ticket;
+}
+
+static bool claim(struct weft__waiter *w, unsigned ticket, int result)
+{
+    unsigned expected = ticket;
+    unsigned claimed = (ticket & ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_CLAIMED;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &expected, claimed,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    w->result = result;
+    return true;
+}
+
+static void resume(struct weft__waiter *w, bool lifo)
+{
+    if (w->proc) {
+        weft__sched_ready(w->proc, lifo);
+    } else {
+        atomic_store_explicit(&w->futex, 1, memory_order_release);
+        weft__futex_wake(&w->futex, 1);
+    }
+}
+
+bool weft__wake(struct weft__waiter *w, unsigned ticket, int result)
+{
+    if (!claim(w, ticket, result))
+        return false;
+    resume(w, true);
+    return true;
+}
+
+void weft__wait_cancel(struct weft__waiter *w)
+{
+    unsigned st = atomic_load_explicit(&w->state, memory_order_seq_cst);
+    if ((st & WEFT__WAIT_PHASE) == WEFT__WAIT_OPEN && claim(w, st, -ECANCELED))
+        resume(w, false);
+}
+
+static void on_timeout(struct weft__timer *t)
+{
+    struct weft__proc *p = weft__container_of(t, struct weft__proc, timer);
+    if (claim(&p->waiter, p->timer_ticket, -ETIMEDOUT))
+        resume(&p->waiter, false);
+}
+
+/* Ends the wait now if it can: returns true with the result set. */
+static bool settle_early(struct weft__waiter *w, unsigned ticket, int64_t deadline)
+{
+    if (atomic_load_explicit(&weft__rt.state, memory_order_seq_cst) != WEFT__RT_RUNNING)
+        return claim(w, ticket, -ECANCELED);
+    if (deadline == 0 || (deadline > 0 && deadline <= weft_now()))
+        return claim(w, ticket, -ETIMEDOUT);
+    return false;
+}
+
+static int wait_proc(struct weft__waiter *w, unsigned ticket, int64_t deadline)
+{
+    struct weft__proc *p = w->proc;
+    bool timed = deadline > 0;
+    if (timed) {
+        p->timer.fire = on_timeout;
+        p->timer_ticket = ticket;
+        if (weft__timer_add(&weft__worker_current()->timers, &p->timer, deadline) != 0) {
+            if (claim(w, ticket, -ENOMEM))
+                return -ENOMEM;
+            timed = false; /* claimed meanwhile: the waker will resume us */
+        }
+    }
+    /* Claimed or not, park: a claimer that won the race has made (or will
+     * make) us runnable, and that wake-up must be consumed here. */
+    weft__sched_block();
+    if (timed && w->result != -ETIMEDOUT)
+        weft__timer_cancel(&p->timer);
+    return w->result;
+}
+
+static int wait_thread(struct weft__waiter *w, unsigned ticket, int64_t deadline)
+{
+    pthread_mutex_lock(&threads_lock);
+    w->prev_thread = NULL;
+    w->next_thread = waiting_threads;
+    if (waiting_threads)
+        waiting_threads->prev_thread = w;
+    waiting_threads = w;
+    pthread_mutex_unlock(&threads_lock);
+
+    bool self = settle_early(w, ticket, deadline);
+    /* Unless it claimed itself, the thread waits for the claimer's futex
+     * store, the claimer's last touch of w. */
+    while (!self && atomic_load_explicit(&w->futex, memory_order_acquire) == 0) {
+        weft__futex_wait(&w->futex, 0, deadline);
+        if (deadline >= 0 && weft_now() >= deadline)
+            self = claim(w, ticket, -ETIMEDOUT);
+    }
+
+    pthread_mutex_lock(&threads_lock);
+    if (w->prev_thread)
+        w->prev_thread->next_thread = w->next_thread;
+    else
+        waiting_threads = w->next_thread;
+    if (w->next_thread)
+        w->next_thread->prev_thread = w->prev_thread;
+    pthread_mutex_unlock(&threads_lock);
+    atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
+    return w->result;
+}
+
+int weft__wait(struct weft__waiter *w, int64_t deadline)
+{
+    unsigned ticket = (atomic_load_explicit(&w->state, memory_order_relaxed) &
+                       ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_OPEN;
+    if (!w->proc)
+        return wait_thread(w, ticket, deadline);
+    if (settle_early(w, ticket, deadline))
+        return w->result;
+    return wait_proc(w, ticket, deadline);
+}
+
+void weft__wait_cancel_threads(void)
+{
+    pthread_mutex_lock(&threads_lock);
+    for (struct weft__waiter *w = waiting_threads; w; w = w->next_thread)
+        weft__wait_cancel(w);
+    pthread_mutex_unlock(&threads_lock);
+}
