@@ -18,6 +18,7 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <errno.h> /* the codes weft returns, negated */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -242,7 +242,8 @@ enum weft__after {
     WEFT__AFTER_NONE,
     WEFT__AFTER_YIELD,  /* requeue it */
     WEFT__AFTER_BLOCK,  /* release it to whoever woke it */
-    WEFT__AFTER_EXIT    /* free its stack and call the exit hook */
+    WEFT__AFTER_EXIT,   /* free its stack and call the exit hook */
+    WEFT__AFTER_SPAWN   /* it spawned the new current one: it runs next */
 };
 
 /* A list of processes threaded through weft__proc.next. */
@@ -322,8 +323,8 @@ struct weft__runtime {
     /* The proc layer's hooks: a process that could not get a stack ends
      * without running (unstarted_hook, on any thread); a process that ended
      * has left its stack (exit_hook, on the next context). */
-    void (*unstarted_hook)(struct weft__proc *);
-    void (*exit_hook)(struct weft__proc *);
+    void (*unstarted_hook)(struct weft__worker *, struct weft__proc *);
+    void (*exit_hook)(struct weft__worker *, struct weft__proc *);
 };
 
 extern struct weft__runtime weft__rt;
@@ -335,6 +336,10 @@ void weft__sched_stop(void);
 void weft__sched_ready(struct weft__proc *p, bool lifo);
 /* Makes p runnable on one given worker (its first run, or a pinned process). */
 void weft__sched_ready_on(struct weft__proc *p, int worker);
+/* Work-first spawn: runs the new process p at once on the caller's worker;
+ * the calling process runs next (unless an idle worker steals it first).
+ * p must be allowed on this worker. */
+void weft__sched_run_now(struct weft__proc *p);
 /* The calling process gives up its worker until woken (weft__sched_ready).
  * Its waiter must be published before; see wait.c. */
 void weft__sched_block(void);

@@ -31,9 +31,8 @@ static struct weft__proc *proc_alloc(struct weft__worker *w)
     return weft__alloc(sizeof(struct weft__proc));
 }
 
-static void proc_free(struct weft__proc *p)
+static void proc_free(struct weft__worker *w, struct weft__proc *p)
 {
-    struct weft__worker *w = weft__worker_current();
     if (w && w->free_proc_count < PROC_CACHE_MAX) {
         p->next = w->free_procs;
         w->free_procs = p;
@@ -53,28 +52,39 @@ void weft__proc_cache_flush(struct weft__worker *w)
     w->free_proc_count = 0;
 }
 
-/* Drops n references to p's pid; frees p with the last. */
+/* Drops n references to p's pid; frees p with the last. w is the calling
+ * thread's worker (NULL outside the runtime). */
+static void release_on(struct weft__worker *w, struct weft__proc *p, uint32_t n)
+{
+    if (weft__handle_release(w ? &w->handles : NULL, p->pid, n))
+        proc_free(w, p);
+}
+
 static void proc_release(struct weft__proc *p, uint32_t n)
 {
-    struct weft__worker *w = weft__worker_current();
-    if (weft__handle_release(w ? &w->handles : NULL, p->pid, n))
-        proc_free(p);
+    release_on(weft__worker_current(), p, n);
 }
 
 static void mark_dead(struct weft__proc *p)
 {
+    unsigned st = atomic_load_explicit(&p->join_state, memory_order_relaxed);
+    if (st == WEFT__JOIN_DETACHED) {
+        /* Detached is final: nobody can join, no bit changes concurrently. */
+        atomic_store_explicit(&p->join_state, st | WEFT__JOIN_DEAD, memory_order_relaxed);
+        return;
+    }
     unsigned old = atomic_fetch_or_explicit(&p->join_state, WEFT__JOIN_DEAD, memory_order_acq_rel);
     if (old & WEFT__JOIN_JOINING)
         weft__wake(p->joiner, p->joiner_ticket, 0);
 }
 
 /* After the switch away from an ended process: drop its running reference. */
-static void on_exit_switched(struct weft__proc *p)
+static void on_exit_switched(struct weft__worker *w, struct weft__proc *p)
 {
-    proc_release(p, 1);
+    release_on(w, p, 1);
 }
 
-static void on_unstarted(struct weft__proc *p)
+static void on_unstarted(struct weft__worker *w, struct weft__proc *p)
 {
     p->result = 0;
     mark_dead(p);
@@ -186,7 +196,7 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
     err = weft__handle_alloc(w ? &w->handles : NULL, p, WEFT__HANDLE_PROC,
                              opts->detached ? 1 : 2, &p->pid);
     if (err) {
-        proc_free(p);
+        proc_free(w, p);
         goto fail;
     }
     if (pid)
@@ -194,7 +204,14 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
     if (w)
         atomic_store_explicit(&w->spawned, atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1,
                               memory_order_release);
-    if (opts->worker >= 0)
+    /* Work-first: a process spawned by a process runs at once on the same
+     * worker and its parent next, so spawn loops and trees stay hot in the
+     * cache and their memory is bounded by their depth. */
+    bool here = w && w->current && (p->worker < 0 || p->worker == (int)w->id) &&
+                (opts->worker < 0 || opts->worker == (int)w->id);
+    if (here)
+        weft__sched_run_now(p);
+    else if (opts->worker >= 0)
         weft__sched_ready_on(p, opts->worker);
     else
         weft__sched_ready(p, false);

@@ -284,7 +284,11 @@ static void finish_switch(struct weft__worker *w)
         weft__stack_put(&w->stacks, p->stack_class, p->stack_lo);
         p->stack_lo = NULL;
         count_exit(w);
-        weft__rt.exit_hook(p);
+        weft__rt.exit_hook(w, p);
+        break;
+    case WEFT__AFTER_SPAWN:
+        atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
+        weft__sched_ready(p, true);
         break;
     case WEFT__AFTER_NONE:
         break;
@@ -346,9 +350,9 @@ static int run_due_timers(struct weft__worker *w, bool all);
 static void end_unstarted(struct weft__worker *w, struct weft__proc *p)
 {
     p->failure = -ENOMEM;
-    weft__rt.unstarted_hook(p);
+    weft__rt.unstarted_hook(w, p);
     count_exit(w);
-    weft__rt.exit_hook(p);
+    weft__rt.exit_hook(w, p);
 }
 
 /* p, ready to be switched to (with a stack), or NULL if it had to end. */
@@ -533,6 +537,13 @@ void weft__sched_yield(void)
         next = with_stack(w, global_pop(w));
     if (next)
         switch_to(w, next, WEFT__AFTER_YIELD);
+}
+
+void weft__sched_run_now(struct weft__proc *p)
+{
+    struct weft__worker *w = weft__worker_current();
+    if ((p = with_stack(w, p)))
+        switch_to(w, p, WEFT__AFTER_SPAWN);
 }
 
 void weft__sched_exit(void)

@@ -66,10 +66,10 @@ int weft__stack_class(size_t size)
         return -EINVAL;
     if (size > WEFT_STACK_MAX)
         return -E2BIG;
-    int cls = 0;
-    while ((WEFT_STACK_MIN << cls) < size)
-        cls++;
-    return cls;
+    if (size <= WEFT_STACK_MIN)
+        return 0;
+    /* Smallest cls with WEFT_STACK_MIN << cls >= size. */
+    return 64 - __builtin_clzll((unsigned long long)((size - 1) / WEFT_STACK_MIN));
 }
 
 size_t weft__stack_class_size(int cls)

@@ -7,10 +7,12 @@
  * assembly versions against (the same tests must pass with WEFT_ARCH=generic).
  *
  * Why it is slow: a ucontext holds the signal mask, so swapcontext makes an
- * rt_sigprocmask system call on every switch, and it
- * saves and restores the whole register file and floating-point environment,
- * not only the callee-saved part. Expect a switch to cost a few hundred
- * nanoseconds instead of a few.
+ * rt_sigprocmask system call on every switch, and it saves and restores the
+ * whole register file and floating-point environment, not only the
+ * callee-saved part: on one x86-64 machine a switch took about 270 ns here
+ * against about 11 ns with x86_64/switch.S. The mask also travels with the
+ * context: a new context starts with its creator's mask, and a context
+ * resumed on another thread installs the mask it was saved with there.
  *
  * Register convention: whatever the C library's ucontext saves; that is a
  * superset of the callee-saved state weft needs. Note that on x86-64 glibc
