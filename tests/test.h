@@ -1,0 +1,48 @@
+/* test.h: helpers shared by the test programs (Criterion). */
+#ifndef WEFT_TEST_H
+#define WEFT_TEST_H
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft.h"
+
+/* Asserts that a weft call returned the expected code, naming both. */
+#define ASSERT_RC(expr, expected)                                                           \
+    do {                                                                                    \
+        int rc_ = (int)(expr);                                                              \
+        int exp_ = (int)(expected);                                                         \
+        cr_assert_eq(rc_, exp_, "%s returned %d (%s), expected %d (%s)", #expr, rc_,        \
+                     weft_strerror(rc_), exp_, weft_strerror(exp_));                        \
+    } while (0)
+
+#define ASSERT_OK(expr) ASSERT_RC(expr, 0)
+
+/* Nonzero in a sanitizer build (CTest passes WEFT_SANITIZE): heavy cases
+ * scale their counts down there. */
+static inline int test_sanitized(void)
+{
+    const char *s = getenv("WEFT_SANITIZE");
+    return s && s[0];
+}
+
+/* Milliseconds from now, as a weft deadline. */
+static inline int64_t test_in_ms(int64_t ms)
+{
+    return weft_now() + ms * 1000000;
+}
+
+/* Runs fn as the main process of a runtime with `workers` workers and
+ * returns its result, asserting that the runtime itself worked. */
+static inline intptr_t test_run(unsigned workers, weft_proc_fn fn, void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    intptr_t result = -12345;
+    ASSERT_OK(weft_run(fn, arg, &cfg, &result));
+    return result;
+}
+
+#endif
