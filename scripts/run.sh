@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# run.sh: the main job. Installs what is missing, builds weft, runs the
+# examples (each checks its own output), then prints the benchmark table of
+# weft beside its peers (medians of 3 runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cmake -S . -B _build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C _build/release >/dev/null
+for ex in hello parallel_sum embedded; do
+  echo "== example: $ex"
+  "_build/release/examples/example-$ex"
+done
+echo "== benchmarks"
+bash bench/run.sh --build _build/release

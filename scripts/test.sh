@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, as CI runs it: the Criterion tests in a
+# release build, under ASan+UBSan and under TSan; a subset under valgrind;
+# the aarch64 context switch under qemu. Usage: scripts/test.sh [--quick]
+# (--quick: release build only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+jobs=$(nproc)
+start=$(date +%s)
+
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  ninja -C "$dir" >/dev/null
+}
+
+suite() { # dir, label
+  echo "== tests: $2"
+  (cd "$1" && ctest --output-on-failure -j "$jobs")
+}
+
+build _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+suite _build/release release
+if [ $quick -eq 0 ]; then
+  build _build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=address
+  ASAN_OPTIONS=detect_leaks=1 suite _build/asan "ASan+UBSan"
+  build _build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=thread
+  TSAN_OPTIONS=halt_on_error=1 suite _build/tsan TSan
+
+  echo "== valgrind: examples and a small benchmark"
+  for ex in hello embedded; do
+    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+      "_build/release/examples/example-$ex" >/dev/null
+  done
+  valgrind -q --error-exitcode=1 _build/release/bench/weft-bench spawn --workers 2 --n 20000 >/dev/null
+  echo "valgrind: 3 passed, 0 failed"
+
+  echo "== aarch64: cross build and context-switch test under qemu"
+  bash scripts/test-aarch64.sh _build/aarch64
+fi
+echo "== all tests passed in $(( $(date +%s) - start )) s"
