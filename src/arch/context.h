@@ -33,8 +33,8 @@ void weft__ctx_make(struct weft__ctx *ctx, void *stack_lo, size_t size,
                     void (*entry)(void *), void *arg);
 
 /* Saves the running context into *from and resumes *to. Saves exactly the
- * callee-saved state of the ABI: on x86-64 rbx, rbp, r12-r15, rsp, the MXCSR
- * control bits and the x87 control word; on aarch64 x19-x29, lr, sp, d8-d15
+ * callee-saved state of the ABI: on x86-64 rbx, rbp, r12-r15, rsp, MXCSR (its
+ * control bits matter; its flags travel along) and the x87 control word; on aarch64 x19-x29, lr, sp, d8-d15
  * and FPCR. Returns when some context switches back to *from. */
 void weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to);
 

@@ -9,6 +9,12 @@
  * (the same with aarch64/). Prints each failure with its values and ends
  * with "N passed, M failed"; exits 0 if all passed, 1 otherwise.
  *
+ * Tests: two contexts ping-pong; callee-saved integer and (aarch64) FP
+ * registers survive a switch; the floating-point environment (rounding
+ * mode, MXCSR and x87 control word, FPCR) is kept per context and a new
+ * context starts with the default one; a new context's stack is aligned and
+ * its outermost frame stops an unwinder; an entry that returns traps.
+ *
  * The register checks use small assembly helpers (x86-64 and aarch64 only)
  * that put known values in every callee-saved register, switch, and read
  * them back, so that the other side really has clobbered them in between.
@@ -45,7 +51,6 @@
 #else
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
-
 
 /* --- harness ------------------------------------------------------------- */
 

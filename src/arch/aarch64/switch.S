@@ -1,11 +1,11 @@
 /* switch.S: context switch for aarch64, AAPCS64 (Linux and other ELF systems).
  *
- * Callee-saved state (AAPCS64 6.1.1 and 6.1.2): x19-x28, x29 (fp), x30 (lr),
- * sp, the low 64 bits of v8-v15 (d8-d15) and FPCR, which holds the rounding
- * mode and the flush-to-zero and default-NaN controls. x18 is the platform
- * register and is left alone; FPSR (the cumulative exception flags) and
- * everything else are caller-saved, so a call to weft__ctx_switch may clobber
- * them.
+ * Callee-saved state (AAPCS64, "General-purpose registers" and "SIMD and
+ * floating-point registers"): x19-x28, x29 (fp), x30 (lr), sp, the low 64
+ * bits of v8-v15 (d8-d15) and FPCR, which holds the rounding mode and the
+ * flush-to-zero and default-NaN controls. x18 is the platform register and
+ * is left alone; FPSR (the cumulative exception flags) and everything else
+ * are caller-saved, so a call to weft__ctx_switch may clobber them.
  *
  * Saved frame, 176 bytes, from the saved stack pointer upwards:
  *     +0   x19  +8   x20  +16  x21  +24  x22  +32  x23  +40  x24
