@@ -93,23 +93,29 @@ static void give_free(const uint32_t *in, uint32_t n)
     }
 }
 
+/* Slow path of weft__handle_alloc: refills the cache (or serves an outside
+ * thread) from the global free list. Returns a free index, or 0. */
+__attribute__((noinline)) static uint32_t alloc_slow(struct weft__handle_cache *cache)
+{
+    uint32_t index = 0;
+    pthread_mutex_lock(&table.lock);
+    uint32_t got = cache ? take_free(cache->index, BATCH) : take_free(&index, 1);
+    pthread_mutex_unlock(&table.lock);
+    if (cache && got > 0) {
+        cache->count = got - 1;
+        index = cache->index[got - 1];
+    }
+    return index;
+}
+
 int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, uint32_t refs,
                        uint64_t *handle)
 {
     uint32_t index;
-    if (cache && cache->count > 0) {
+    if (weft__likely(cache && cache->count > 0))
         index = cache->index[--cache->count];
-    } else {
-        pthread_mutex_lock(&table.lock);
-        uint32_t got = cache ? take_free(cache->index, BATCH) : take_free(&index, 1);
-        pthread_mutex_unlock(&table.lock);
-        if (got == 0)
-            return -ENOMEM;
-        if (cache) {
-            cache->count = got - 1;
-            index = cache->index[got - 1];
-        }
-    }
+    else if (!(index = alloc_slow(cache)))
+        return -ENOMEM;
     struct slot *s = slot_at(index);
     uint64_t gen = atomic_load_explicit(&s->state, memory_order_relaxed) >> 32;
     atomic_store_explicit(&s->obj, obj, memory_order_relaxed);
@@ -142,6 +148,21 @@ void weft__handle_retain(uint64_t handle)
     weft__assert((old & REFS_MASK) != 0 && old >> 32 == handle >> 32);
 }
 
+/* Slow path of weft__handle_release: returns index to the global free list,
+ * with half of a full cache. */
+__attribute__((noinline)) static void release_slow(struct weft__handle_cache *cache, uint32_t index)
+{
+    pthread_mutex_lock(&table.lock);
+    if (cache) {
+        cache->count -= BATCH;
+        give_free(&cache->index[cache->count], BATCH);
+        cache->index[cache->count++] = index;
+    } else {
+        give_free(&index, 1);
+    }
+    pthread_mutex_unlock(&table.lock);
+}
+
 bool weft__handle_release(struct weft__handle_cache *cache, uint64_t handle, uint32_t n)
 {
     uint32_t index = (uint32_t)handle;
@@ -151,26 +172,17 @@ bool weft__handle_release(struct weft__handle_cache *cache, uint64_t handle, uin
     if ((old & REFS_MASK) != n)
         return false;
     /* Last reference: nobody can take a new one (references are 0), so the
-     * slot is ours to recycle under a new generation. */
+     * slot is ours to recycle under a new generation (the low 24 bits count
+     * reuses and skip 0; the top 8 keep the runtime's epoch). */
     uint64_t gen = old >> 32;
-    uint64_t next = (gen & ~(uint64_t)0xFFFFFF) | ((gen + 1) & 0xFFFFFF);
-    if ((next & 0xFFFFFF) == 0)
-        next |= 1;
+    uint64_t reuse = (gen + 1) & 0xFFFFFF;
+    uint64_t next = (gen & ~(uint64_t)0xFFFFFF) | (reuse ? reuse : 1);
     atomic_store_explicit(&s->obj, NULL, memory_order_relaxed);
     atomic_store_explicit(&s->state, next << 32, memory_order_release);
-    if (cache && cache->count < 64) {
+    if (weft__likely(cache && cache->count < 64))
         cache->index[cache->count++] = index;
-    } else {
-        pthread_mutex_lock(&table.lock);
-        if (cache) {
-            cache->count -= BATCH;
-            give_free(&cache->index[cache->count], BATCH);
-            cache->index[cache->count++] = index;
-        } else {
-            give_free(&index, 1);
-        }
-        pthread_mutex_unlock(&table.lock);
-    }
+    else
+        release_slow(cache, index);
     return true;
 }
 

@@ -308,6 +308,7 @@ struct weft__runtime {
     unsigned nworkers;
     struct weft__worker *workers;
     size_t default_stack;
+    int default_stack_class;
     uint64_t seed;
 
     pthread_mutex_t global_lock;               /* the injection queue */
@@ -336,10 +337,10 @@ void weft__sched_stop(void);
 void weft__sched_ready(struct weft__proc *p, bool lifo);
 /* Makes p runnable on one given worker (its first run, or a pinned process). */
 void weft__sched_ready_on(struct weft__proc *p, int worker);
-/* Work-first spawn: runs the new process p at once on the caller's worker;
- * the calling process runs next (unless an idle worker steals it first).
- * p must be allowed on this worker. */
-void weft__sched_run_now(struct weft__proc *p);
+/* Work-first spawn: runs the new process p at once on w, the caller's
+ * worker; the calling process runs next (unless an idle worker steals it
+ * first). p must be allowed on this worker. */
+void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p);
 /* The calling process gives up its worker until woken (weft__sched_ready).
  * Its waiter must be published before; see wait.c. */
 void weft__sched_block(void);

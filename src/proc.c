@@ -119,7 +119,7 @@ void weft_spawn_opts_init(weft_spawn_opts *opts)
     if (!opts)
         return;
     memset(opts, 0, sizeof *opts);
-    opts->stack_size = weft__rt.default_stack ? weft__rt.default_stack : WEFT_STACK_DEFAULT;
+    opts->stack_size = weft__rt.default_stack;
     opts->worker = -1;
 }
 
@@ -147,7 +147,8 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
         return weft__misuse(-EINVAL, "weft_spawn: fn is NULL");
     if (!pid && !opts->detached)
         return weft__misuse(-EINVAL, "weft_spawn: pid is NULL for a joinable process");
-    int cls = weft__stack_class(opts->stack_size);
+    int cls = opts->stack_size == weft__rt.default_stack ? weft__rt.default_stack_class
+                                                         : weft__stack_class(opts->stack_size);
     if (cls < 0)
         return weft__misuse(cls, "weft_spawn: stack size %zu outside %zu..%zu", opts->stack_size,
                             WEFT_STACK_MIN, WEFT_STACK_MAX);
@@ -210,7 +211,7 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
     bool here = w && w->current && (p->worker < 0 || p->worker == (int)w->id) &&
                 (opts->worker < 0 || opts->worker == (int)w->id);
     if (here)
-        weft__sched_run_now(p);
+        weft__sched_run_now(w, p);
     else if (opts->worker >= 0)
         weft__sched_ready_on(p, opts->worker);
     else

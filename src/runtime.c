@@ -57,6 +57,7 @@ int weft_start(const weft_config *cfg)
     if (n > WEFT_WORKERS_MAX)
         n = WEFT_WORKERS_MAX;
     weft__rt.default_stack = cfg->stack_size;
+    weft__rt.default_stack_class = cls;
     weft__rt.seed = cfg->seed ? cfg->seed : (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32);
 
     int err = weft__handle_table_init();

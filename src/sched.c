@@ -50,6 +50,8 @@ enum {
 };
 
 struct weft__runtime weft__rt = {
+    .default_stack = WEFT_STACK_DEFAULT,
+    .default_stack_class = 2, /* WEFT_STACK_DEFAULT is WEFT_STACK_MIN << 2 */
     .global_lock = PTHREAD_MUTEX_INITIALIZER,
     .idle_lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -205,25 +207,36 @@ void weft__sched_ready_on(struct weft__proc *p, int worker)
         unpark(owner);
 }
 
-void weft__sched_ready(struct weft__proc *p, bool lifo)
+/* Makes p runnable on w, the calling thread's worker (NULL outside). */
+static void ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
 {
     if (p->worker >= 0) {
         weft__sched_ready_on(p, p->worker);
         return;
     }
-    struct weft__worker *w = weft__worker_current();
     if (!w) {
         global_push(&p, 1);
         weft__sched_notify(true);
         return;
     }
     if (lifo) {
+        /* Only the owner makes run-next non-NULL (thieves only empty it), so
+         * an empty slot can be filled with a plain store. */
+        if (!atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
+            atomic_store_explicit(&w->runnext, p, memory_order_release);
+            return; /* runs when the waker blocks; no other worker needed */
+        }
         p = atomic_exchange_explicit(&w->runnext, p, memory_order_acq_rel);
         if (!p)
-            return; /* runs when the waker blocks; no other worker needed */
+            return;
     }
     local_push(w, p);
     weft__sched_notify(false);
+}
+
+void weft__sched_ready(struct weft__proc *p, bool lifo)
+{
+    ready_from(weft__worker_current(), p, lifo);
 }
 
 /* ---- switching --------------------------------------------------------------- */
@@ -288,7 +301,7 @@ static void finish_switch(struct weft__worker *w)
         break;
     case WEFT__AFTER_SPAWN:
         atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
-        weft__sched_ready(p, true);
+        ready_from(w, p, true);
         break;
     case WEFT__AFTER_NONE:
         break;
@@ -539,9 +552,8 @@ void weft__sched_yield(void)
         switch_to(w, next, WEFT__AFTER_YIELD);
 }
 
-void weft__sched_run_now(struct weft__proc *p)
+void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p)
 {
-    struct weft__worker *w = weft__worker_current();
     if ((p = with_stack(w, p)))
         switch_to(w, p, WEFT__AFTER_SPAWN);
 }

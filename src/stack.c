@@ -194,11 +194,10 @@ static void give(int cls, void *const *lo, uint32_t n)
     }
 }
 
-void *weft__stack_get(struct weft__stack_cache *cache, int cls)
+/* Slow paths of weft__stack_get/put: through the global pool. */
+__attribute__((noinline)) static void *get_slow(struct weft__stack_cache *cache, int cls)
 {
     void *lo = NULL;
-    if (cache && cache->count[cls] > 0)
-        return cache->lo[cls][--cache->count[cls]];
     pthread_mutex_lock(&pool_lock);
     if (cache) {
         uint32_t got = take(cls, cache->lo[cls], CACHE_BATCH);
@@ -212,12 +211,8 @@ void *weft__stack_get(struct weft__stack_cache *cache, int cls)
     return lo;
 }
 
-void weft__stack_put(struct weft__stack_cache *cache, int cls, void *lo)
+__attribute__((noinline)) static void put_slow(struct weft__stack_cache *cache, int cls, void *lo)
 {
-    if (cache && cache->count[cls] < WEFT__STACK_CACHE) {
-        cache->lo[cls][cache->count[cls]++] = lo;
-        return;
-    }
     pthread_mutex_lock(&pool_lock);
     if (cache) {
         cache->count[cls] -= CACHE_BATCH;
@@ -227,6 +222,21 @@ void weft__stack_put(struct weft__stack_cache *cache, int cls, void *lo)
         give(cls, &lo, 1);
     }
     pthread_mutex_unlock(&pool_lock);
+}
+
+void *weft__stack_get(struct weft__stack_cache *cache, int cls)
+{
+    if (weft__likely(cache && cache->count[cls] > 0))
+        return cache->lo[cls][--cache->count[cls]];
+    return get_slow(cache, cls);
+}
+
+void weft__stack_put(struct weft__stack_cache *cache, int cls, void *lo)
+{
+    if (weft__likely(cache && cache->count[cls] < WEFT__STACK_CACHE))
+        cache->lo[cls][cache->count[cls]++] = lo;
+    else
+        put_slow(cache, cls, lo);
 }
 
 void weft__stack_cache_flush(struct weft__stack_cache *cache)
