@@ -344,8 +344,8 @@ void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p);
 /* The calling process gives up its worker until woken (weft__sched_ready).
  * Its waiter must be published before; see wait.c. */
 void weft__sched_block(void);
-/* Requeues the calling process behind the runnable ones. */
-void weft__sched_yield(void);
+/* Requeues the calling process, running on w, behind the runnable ones. */
+void weft__sched_yield(struct weft__worker *w);
 /* Ends the calling process: never returns; exit_hook runs after the switch. */
 _Noreturn void weft__sched_exit(void);
 /* Processes spawned and not yet ended, summed over workers. */

@@ -303,11 +303,12 @@ int weft_worker_id(void)
 
 int weft_yield(void)
 {
-    if (!current_proc()) {
+    struct weft__worker *w = weft__worker_current();
+    if (!w || !w->current) {
         sched_yield();
         return 0;
     }
-    weft__sched_yield();
+    weft__sched_yield(w);
     return atomic_load_explicit(&weft__rt.state, memory_order_relaxed) == WEFT__RT_STOPPING
                ? -ECANCELED : 0;
 }

@@ -44,8 +44,9 @@
 enum {
     SPIN_ROUNDS = 32,      /* full searches before parking... */
     SPIN_PAUSES = 64,      /* ...with this many pause instructions between */
-    GLOBAL_EVERY = 61,     /* look at the global queue every this many picks */
-    TIMERS_EVERY = 64,     /* look at the clock every this many picks */
+    GLOBAL_EVERY = 64,     /* look at the global queue every this many picks */
+    TIMERS_EVERY = 64,     /* look at the clock every this many picks... */
+    TIMERS_PHASE = 32,     /* ...half-way between global queue looks */
     PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
 };
 
@@ -368,14 +369,20 @@ static void end_unstarted(struct weft__worker *w, struct weft__proc *p)
     weft__rt.exit_hook(w, p);
 }
 
-/* p, ready to be switched to (with a stack), or NULL if it had to end. */
-static struct weft__proc *with_stack(struct weft__worker *w, struct weft__proc *p)
+/* First run of p: its stack, or its end if none can be had. */
+__attribute__((noinline)) static struct weft__proc *first_run(struct weft__worker *w,
+                                                              struct weft__proc *p)
 {
-    if (p && !p->stack_lo && !give_stack(w, p)) {
-        end_unstarted(w, p);
-        return NULL;
-    }
-    return p;
+    if (give_stack(w, p))
+        return p;
+    end_unstarted(w, p);
+    return NULL;
+}
+
+/* p, ready to be switched to (with a stack), or NULL if it had to end. */
+static inline struct weft__proc *with_stack(struct weft__worker *w, struct weft__proc *p)
+{
+    return p && !p->stack_lo ? first_run(w, p) : p;
 }
 
 /* The next process from w's own queues, without blocking. */
@@ -385,9 +392,10 @@ static struct weft__proc *pick_local(struct weft__worker *w)
     atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
     for (;;) {
         struct weft__proc *p = inbox_pop(w);
-        if (!p && tick % GLOBAL_EVERY == 0)
+        if (weft__unlikely(tick % GLOBAL_EVERY == 0) && !p)
             p = global_pop(w);
-        if (!p && tick % TIMERS_EVERY == 0 && weft__timer_next(&w->timers) != INT64_MAX)
+        if (weft__unlikely(tick % TIMERS_EVERY == TIMERS_PHASE) && !p &&
+            weft__timer_next(&w->timers) != INT64_MAX)
             run_due_timers(w, false);
         if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed))
             p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
@@ -540,9 +548,8 @@ void weft__sched_block(void)
     switch_to(w, pick_local(w), WEFT__AFTER_BLOCK);
 }
 
-void weft__sched_yield(void)
+void weft__sched_yield(struct weft__worker *w)
 {
-    struct weft__worker *w = weft__worker_current();
     struct weft__proc *next = pick_local(w);
     if (!next && run_due_timers(w, false) > 0)
         next = pick_local(w);
