@@ -176,7 +176,9 @@ WEFT_API weft_pid weft_self(void);
 WEFT_API int weft_yield(void);
 
 /* Blocks the calling process (or thread) until the deadline. Returns 0 once
- * the deadline has passed, or -ECANCELED (runtime shutting down). */
+ * the deadline has passed, or -ECANCELED (runtime shutting down). A thread
+ * outside the runtime may call it with or without a runtime running; while
+ * one runs, its shutdown cancels the sleep too. */
 WEFT_API int weft_sleep(int64_t deadline);
 
 /* Ends the calling process with the given result, as if its function had

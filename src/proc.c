@@ -15,6 +15,8 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -315,6 +317,15 @@ int weft_yield(void)
 
 int weft_sleep(int64_t deadline)
 {
+    if (!current_proc() && atomic_load(&weft__rt.state) == WEFT__RT_STOPPED) {
+        /* A thread needs no runtime to sleep. */
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        while (deadline > 0 && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        while (deadline < 0)
+            pause();
+        return 0;
+    }
     struct weft__waiter *me = weft__waiter_self();
     weft__wait_open(me);
     int err = weft__wait(me, deadline);
