@@ -3,17 +3,19 @@
  *
  * Conventions that hold for every function below:
  *  - A call returns an int: >= 0 is success, a negative errno code is the
- *    failure (-EINVAL, -ESRCH, -ETIMEDOUT, ...). weft never sets errno.
- *    weft_strerror() names every code.
+ *    failure (-EINVAL, -ESRCH, -ETIMEDOUT, ...). weft reports nothing through
+ *    errno (its value after a weft call is unspecified). weft_strerror()
+ *    names every code.
  *  - Deadlines are absolute nanoseconds of the monotonic clock (weft_now()).
  *    A deadline in the past (0 is the usual spelling) means "do not block";
- *    WEFT_FOREVER (-1) means wait as long as it takes.
+ *    WEFT_FOREVER (-1, or any negative value) means wait as long as it takes.
  *  - Handles (pids) are 64-bit values checked by generation: a stale, forged
  *    or already released pid gives -ESRCH, never a crash.
  *  - -ESHUTDOWN: no runtime is running. -ECANCELED: the runtime is shutting
  *    down and the calling process should return.
- *  - With WEFT_STRICT=1 in the environment, misuse (a code documented below as
- *    misuse) prints a message with a backtrace and aborts instead of returning.
+ *  - Codes marked [misuse] below are caller errors. With WEFT_STRICT=1 in
+ *    the environment (any value but empty or 0) they print a message with a
+ *    backtrace and abort instead of returning: a development aid.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -58,8 +60,8 @@ WEFT_API int64_t weft_now(void);
 typedef void *(*weft_alloc_fn)(void *ud, void *ptr, size_t old_size, size_t new_size);
 
 /* Replaces the allocation hook (NULL restores the default, built on malloc).
- * Errors: -EBUSY while a runtime is running or memory taken through the
- * previous hook is still held by weft. */
+ * Errors: -EBUSY [misuse] while a runtime is running or memory taken through
+ * the previous hook is still held by weft. */
 WEFT_API int weft_set_allocator(weft_alloc_fn fn, void *ud);
 
 /* ---- Runtime -------------------------------------------------------------- */
@@ -93,21 +95,26 @@ typedef intptr_t (*weft_proc_fn)(void *arg);
  * does, waiting for every other process to finish (their blocking calls
  * fail with -ECANCELED). Stores main_fn's result in *result (may be NULL).
  * cfg may be NULL for the defaults.
- * Returns 0, or: -EINVAL (main_fn NULL, bad cfg), -EBUSY (a runtime is
+ * Returns 0, or: -EINVAL [misuse] (main_fn NULL, bad cfg), -E2BIG [misuse]
+ * (cfg's stack size above WEFT_STACK_MAX), -EBUSY [misuse] (a runtime is
  * already running), -ENOMEM, -EAGAIN (a worker thread could not start). */
 WEFT_API int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *result);
 
 /* Starts a runtime in the background, for programs that keep their own
  * threads: any thread may then spawn and join processes. cfg may be NULL.
- * Errors: -EINVAL (bad cfg), -EBUSY (already running), -ENOMEM, -EAGAIN. */
+ * Errors: -EINVAL [misuse] (more than WEFT_WORKERS_MAX workers, stack size
+ * below WEFT_STACK_MIN), -E2BIG [misuse] (stack size above WEFT_STACK_MAX),
+ * -EBUSY [misuse] (already running, or called from a process), -ENOMEM,
+ * -EAGAIN (a worker thread could not start). */
 WEFT_API int weft_start(const weft_config *cfg);
 
 /* Stops the runtime started by weft_start: from now on spawning fails with
  * -ECANCELED and the blocking calls of every remaining process fail with
  * -ECANCELED; waits until every process has returned, then ends the workers
- * and frees the runtime. A runtime can be started again afterwards.
- * Must be called from a thread outside the runtime.
- * Errors: -ESHUTDOWN (not running), -EPERM (called from a process),
+ * and frees the runtime, including processes that ended and were never
+ * joined (their pids become stale). A runtime can be started again
+ * afterwards. Must be called from a thread outside the runtime.
+ * Errors: -ESHUTDOWN (not running), -EPERM [misuse] (called from a process),
  * -ETIMEDOUT (processes were still running at the deadline; the runtime
  * stays in its shutting-down state and weft_stop may be called again). */
 WEFT_API int weft_stop(int64_t deadline);
@@ -129,7 +136,8 @@ typedef struct weft_spawn_opts {
     /* Worker to start on, or -1 for the scheduler's choice. */
     int worker;
     /* Nonzero: the process never leaves its worker (the one given above, or
-     * else the one it was spawned from), so it may use thread-local storage. */
+     * else the one it was spawned from, or worker 0 when spawned from outside
+     * the runtime), so it may use thread-local storage. */
     int pinned;
     /* Nonzero: the process is detached from the start (see weft_detach). */
     int detached;
@@ -137,61 +145,71 @@ typedef struct weft_spawn_opts {
 
 #define WEFT_NAME_MAX 32
 
-/* Fills *opts with the defaults: no name, the runtime's stack size,
- * worker -1, not pinned, joinable. */
+/* Fills *opts with the defaults: no name, the stack size of the running (or
+ * last) runtime's configuration, worker -1, not pinned, joinable. */
 WEFT_API void weft_spawn_opts_init(weft_spawn_opts *opts);
 
 /* Creates a process that runs fn(arg) and makes it runnable. Works from a
  * process or from any thread while a runtime runs. opts may be NULL for the
  * defaults. On success stores the new pid in *pid (may be NULL only for a
- * detached process) and returns 0. The process's stack is taken when it
- * first runs. A joinable process's pid stays valid after it returns, until
- * it is joined.
- * Errors: -EINVAL (fn NULL; pid NULL for a joinable process; worker out of
- * range; stack size below WEFT_STACK_MIN), -E2BIG (stack size above
- * WEFT_STACK_MAX), -ENOMEM, -ECANCELED (runtime shutting down),
+ * detached process) and returns 0. A joinable process's pid stays valid
+ * after it returns, until it is joined.
+ * Work-first: spawned from a process, the new process runs at once on the
+ * same worker and the caller resumes as soon as it blocks or ends (or earlier
+ * on another worker, if an idle worker steals the caller). From outside the
+ * runtime, or with opts->worker naming another worker, it is queued.
+ * The process's stack is taken when it first runs; if none can be had then,
+ * it ends without running and joining it gives -ENOMEM.
+ * Errors: -EINVAL [misuse] (fn NULL; pid NULL for a joinable process; worker
+ * out of range; stack size below WEFT_STACK_MIN), -E2BIG [misuse] (stack
+ * size above WEFT_STACK_MAX), -ENOMEM, -ECANCELED (runtime shutting down),
  * -ESHUTDOWN (no runtime). */
 WEFT_API int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts);
 
 /* Waits until process pid returns (or calls weft_exit) and stores its result
  * in *result (may be NULL); the pid is then released. Only one caller may
  * join a process. From a thread outside the runtime it blocks that thread.
- * Errors: -ESRCH (unknown, stale or already joined pid), -EINVAL (the
- * process is detached, or another caller is joining it), -EDEADLK (a process
- * joining itself), -ETIMEDOUT (deadline passed; the process can still be
- * joined later), -ECANCELED (runtime shutting down), -ESHUTDOWN. */
+ * Errors: -ESRCH [misuse] (unknown, stale or already joined pid), -EINVAL
+ * [misuse] (the process is detached, or another caller is joining it),
+ * -EDEADLK [misuse] (a process joining itself), -ETIMEDOUT (deadline passed;
+ * the process can still be joined later), -ECANCELED (runtime shutting
+ * down), -ENOMEM (the process never ran for want of a stack; the pid is
+ * released; or no memory for the deadline's timer), -ESHUTDOWN. */
 WEFT_API int weft_join(weft_pid pid, intptr_t *result, int64_t deadline);
 
 /* Gives up the right to join pid: its resources are released as soon as it
  * returns, and its pid becomes stale then.
- * Errors: -ESRCH (unknown or stale pid), -EINVAL (already detached, or being
- * joined), -ESHUTDOWN. */
+ * Errors: -ESRCH [misuse] (unknown, stale or joined pid), -EINVAL [misuse]
+ * (already detached, or being joined), -ESHUTDOWN. */
 WEFT_API int weft_detach(weft_pid pid);
 
 /* The calling process's pid, or 0 when called from outside any process. */
 WEFT_API weft_pid weft_self(void);
 
 /* Lets other runnable processes run. From a thread outside the runtime it
- * yields the OS thread. Returns 0, or -ECANCELED (runtime shutting down). */
+ * yields the OS thread and returns 0. From a process returns 0, or
+ * -ECANCELED when the runtime is shutting down. */
 WEFT_API int weft_yield(void);
 
 /* Blocks the calling process (or thread) until the deadline. Returns 0 once
- * the deadline has passed, or -ECANCELED (runtime shutting down). A thread
- * outside the runtime may call it with or without a runtime running; while
- * one runs, its shutdown cancels the sleep too. */
+ * the deadline has passed, -ECANCELED (runtime shutting down) or -ENOMEM (no
+ * memory for the timer). A thread outside the runtime may call it with or
+ * without a runtime running; while one runs, its shutdown cancels the sleep
+ * too. */
 WEFT_API int weft_sleep(int64_t deadline);
 
 /* Ends the calling process with the given result, as if its function had
  * returned it. Does not return when called from a process; from outside
- * returns -EPERM (misuse). */
+ * returns -EPERM [misuse]. */
 WEFT_API int weft_exit(intptr_t result);
 
 /* Copies pid's name into buf (always NUL-terminated, truncated to len).
- * Returns the name's full length, or -ESRCH, -EINVAL (buf NULL or len 0). */
+ * Returns the name's full length, or -ESRCH [misuse] (unknown or stale pid,
+ * or no runtime), -EINVAL [misuse] (buf NULL or len 0). */
 WEFT_API int weft_proc_name(weft_pid pid, char *buf, size_t len);
 
 /* Index (0..workers-1) of the worker running the calling process, or -EPERM
- * when called from outside any process. */
+ * [misuse] when called from outside any process. */
 WEFT_API int weft_worker_id(void);
 
 #ifdef __cplusplus

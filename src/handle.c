@@ -14,10 +14,15 @@
  * slot within one run.
  *
  * Slots live in chunks that are never moved, found through a directory, so
- * that a lookup takes no lock. Free slot indices are cached per worker.
+ * that a lookup takes no lock. Chunks are mapped with mmap and never unmapped:
+ * a lookup racing with weft_stop from another thread reads a zeroed slot (no
+ * references: the pid is refused), never freed memory. Stopping returns their
+ * pages (MADV_DONTNEED); the next start reuses them. Free slot indices are
+ * cached per worker.
  */
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -39,7 +44,8 @@ struct slot {
 static struct {
     pthread_mutex_t lock;
     _Atomic(struct slot *) dir[DIR_SIZE];
-    uint32_t nchunks;
+    uint32_t nchunks;        /* chunks in use by this runtime */
+    uint32_t mapped;         /* chunks ever mapped: dir[0..mapped) */
     uint32_t free_head;      /* 0: empty (slot 0 is never used) */
     uint32_t epoch;          /* runtime starts, mod 256 */
 } table = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -54,16 +60,21 @@ static int add_chunk(void)
 {
     if (table.nchunks == DIR_SIZE)
         return -ENOMEM;
-    struct slot *chunk = weft__calloc(CHUNK_SLOTS * sizeof *chunk);
-    if (!chunk)
-        return -ENOMEM;
+    struct slot *chunk = atomic_load_explicit(&table.dir[table.nchunks], memory_order_relaxed);
+    if (!chunk) {
+        chunk = mmap(NULL, CHUNK_SLOTS * sizeof *chunk, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (chunk == MAP_FAILED)
+            return -ENOMEM;
+        table.mapped++;
+    }
     uint32_t base = table.nchunks << CHUNK_BITS;
     uint64_t gen = (uint64_t)table.epoch << 24 | 1;
     /* Link the new slots in index order, skipping slot 0. */
     for (uint32_t i = CHUNK_SLOTS; i-- > 0;) {
         if (base + i == 0)
             continue;
-        atomic_init(&chunk[i].state, gen << 32);
+        atomic_store_explicit(&chunk[i].state, gen << 32, memory_order_relaxed);
         chunk[i].next_free = table.free_head;
         table.free_head = base + i;
     }
@@ -221,10 +232,8 @@ int weft__handle_table_init(void)
 void weft__handle_table_term(void)
 {
     pthread_mutex_lock(&table.lock);
-    for (uint32_t c = 0; c < table.nchunks; c++) {
-        weft__free(atomic_load(&table.dir[c]), CHUNK_SLOTS * sizeof(struct slot));
-        atomic_store(&table.dir[c], NULL);
-    }
+    for (uint32_t c = 0; c < table.mapped; c++)
+        madvise(atomic_load(&table.dir[c]), CHUNK_SLOTS * sizeof(struct slot), MADV_DONTNEED);
     table.nchunks = 0;
     table.free_head = 0;
     pthread_mutex_unlock(&table.lock);

@@ -306,7 +306,8 @@ enum { WEFT__RT_STOPPED, WEFT__RT_STARTING, WEFT__RT_RUNNING, WEFT__RT_STOPPING 
 struct weft__runtime {
     atomic_int state;                          /* WEFT__RT_* */
     unsigned nworkers;
-    struct weft__worker *workers;
+    struct weft__worker *workers;              /* cache-line aligned, inside... */
+    void *workers_mem;                         /* ...this allocation */
     size_t default_stack;
     int default_stack_class;
     uint64_t seed;
@@ -394,6 +395,8 @@ enum {
 _Noreturn void weft__proc_main(struct weft__proc *p);
 /* Ends every remaining process's waits with -ECANCELED. */
 void weft__proc_cancel_all(void);
+/* Frees the processes that ended and were never joined (runtime stop). */
+void weft__proc_reap_all(void);
 void weft__proc_cache_flush(struct weft__worker *w);
 int weft__proc_layer_init(void);
 

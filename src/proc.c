@@ -239,7 +239,12 @@ int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
     }
     unsigned st = atomic_load_explicit(&p->join_state, memory_order_acquire);
     for (;;) {
-        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING | WEFT__JOIN_JOINED)) {
+        if (st & WEFT__JOIN_JOINED) { /* joined, its slot not released yet */
+            proc_release(p, 1);
+            return weft__misuse(-ESRCH, "weft_join: process %#llx was already joined",
+                                (unsigned long long)pid);
+        }
+        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING)) {
             proc_release(p, 1);
             return weft__misuse(-EINVAL, "weft_join: process %#llx is detached or being joined",
                                 (unsigned long long)pid);
@@ -279,7 +284,12 @@ int weft_detach(weft_pid pid)
         return weft__misuse(-ESRCH, "weft_detach: no process %#llx", (unsigned long long)pid);
     unsigned st = atomic_load(&p->join_state);
     do {
-        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING | WEFT__JOIN_JOINED)) {
+        if (st & WEFT__JOIN_JOINED) {
+            proc_release(p, 1);
+            return weft__misuse(-ESRCH, "weft_detach: process %#llx was already joined",
+                                (unsigned long long)pid);
+        }
+        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING)) {
             proc_release(p, 1);
             return weft__misuse(-EINVAL, "weft_detach: process %#llx is detached or being joined",
                                 (unsigned long long)pid);
@@ -363,6 +373,26 @@ static void cancel_one(void *obj, uint64_t handle, void *arg)
 void weft__proc_cancel_all(void)
 {
     weft__handle_foreach(WEFT__HANDLE_PROC, cancel_one, NULL);
+}
+
+/* A process that ended and was never joined: take the join right, as a join
+ * would, and let the block go. */
+static void reap_one(void *obj, uint64_t handle, void *arg)
+{
+    struct weft__proc *p = obj;
+    unsigned st = atomic_load(&p->join_state);
+    do {
+        if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING | WEFT__JOIN_JOINED)) {
+            proc_release(p, 1); /* someone else holds the join right */
+            return;
+        }
+    } while (!atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_JOINED));
+    proc_release(p, 2);
+}
+
+void weft__proc_reap_all(void)
+{
+    weft__handle_foreach(WEFT__HANDLE_PROC, reap_one, NULL);
 }
 
 int weft__proc_layer_init(void)

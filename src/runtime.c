@@ -107,6 +107,7 @@ int weft_stop(int64_t deadline)
             until = deadline;
         weft__futex_wait(&weft__rt.stop_futex, seen, until);
     }
+    weft__proc_reap_all();
     weft__sched_stop();
     weft__overflow_uninstall();
     weft__handle_table_term();

@@ -631,7 +631,8 @@ static void stop_workers(unsigned started)
         pthread_join(rt->workers[i].thread, NULL);
     for (unsigned i = 0; i < rt->nworkers; i++)
         worker_term(&rt->workers[i]);
-    weft__free(rt->workers, rt->nworkers * sizeof *rt->workers);
+    weft__free(rt->workers_mem, rt->nworkers * sizeof *rt->workers + WEFT__CACHELINE);
+    rt->workers_mem = NULL;
     rt->workers = NULL;
     rt->nworkers = 0;
 }
@@ -639,9 +640,12 @@ static void stop_workers(unsigned started)
 int weft__sched_start(unsigned nworkers)
 {
     struct weft__runtime *rt = &weft__rt;
-    rt->workers = weft__alloc(nworkers * sizeof *rt->workers);
-    if (!rt->workers)
+    /* The hook promises malloc's alignment only: align to a cache line. */
+    rt->workers_mem = weft__alloc(nworkers * sizeof *rt->workers + WEFT__CACHELINE);
+    if (!rt->workers_mem)
         return -ENOMEM;
+    rt->workers = (void *)(((uintptr_t)rt->workers_mem + WEFT__CACHELINE - 1) &
+                           ~(uintptr_t)(WEFT__CACHELINE - 1));
     memset(rt->workers, 0, nworkers * sizeof *rt->workers);
     rt->nworkers = nworkers;
     atomic_store(&rt->workers_exit, false);
