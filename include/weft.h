@@ -204,8 +204,8 @@ WEFT_API int weft_sleep(int64_t deadline);
 WEFT_API int weft_exit(intptr_t result);
 
 /* Copies pid's name into buf (always NUL-terminated, truncated to len).
- * Returns the name's full length, or -ESRCH [misuse] (unknown or stale pid,
- * or no runtime), -EINVAL [misuse] (buf NULL or len 0). */
+ * Returns the name's full length, or -ESRCH [misuse] (unknown or stale pid),
+ * -EINVAL [misuse] (buf NULL or len 0), -ESHUTDOWN (no runtime). */
 WEFT_API int weft_proc_name(weft_pid pid, char *buf, size_t len);
 
 /* Index (0..workers-1) of the worker running the calling process, or -EPERM

@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-jobs=$(nproc)
 start=$(date +%s)
 
 build() { # dir, extra cmake args...
@@ -19,7 +18,7 @@ build() { # dir, extra cmake args...
 
 suite() { # dir, label
   echo "== tests: $2"
-  (cd "$1" && ctest --output-on-failure -j "$jobs")
+  (cd "$1" && ctest --output-on-failure)
 }
 
 build _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo

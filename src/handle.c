@@ -52,6 +52,8 @@ static struct {
 
 static struct slot *slot_at(uint32_t index)
 {
+    if (index >> CHUNK_BITS >= DIR_SIZE) /* a forged handle */
+        return NULL;
     struct slot *chunk = atomic_load_explicit(&table.dir[index >> CHUNK_BITS], memory_order_acquire);
     return chunk ? &chunk[index & (CHUNK_SLOTS - 1)] : NULL;
 }

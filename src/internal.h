@@ -282,6 +282,7 @@ struct weft__worker {
 
     atomic_uint park_futex;                    /* 1: woken */
     atomic_bool parked;                        /* written under rt.idle_lock */
+    int64_t park_until;                        /* its timeout while parked, under idle_lock */
 
     pthread_t thread;
     void *altstack;                            /* sigaltstack for overflows */
@@ -320,6 +321,8 @@ struct weft__runtime {
     atomic_uint nidle, nspinning;
 
     atomic_long outside_spawned;               /* spawns from outside threads */
+    atomic_long outside_active;                /* outside threads inside weft calls */
+    _Atomic int64_t next_wake;                 /* earliest timeout of a parked worker */
     atomic_uint stop_futex;                    /* bumped when a process exits while stopping */
     atomic_bool workers_exit;                  /* workers leave their loop */
     /* The proc layer's hooks: a process that could not get a stack ends
@@ -353,6 +356,8 @@ _Noreturn void weft__sched_exit(void);
 long weft__sched_live_procs(void);
 /* Wakes an idle worker if work is waiting and nobody is looking for it. */
 void weft__sched_notify(bool fenced);
+/* A timer was armed for when: wakes a parked worker that would sleep past it. */
+void weft__sched_timer_armed(int64_t when);
 
 /* ---- proc ------------------------------------------------------------------ */
 
@@ -399,6 +404,12 @@ void weft__proc_cancel_all(void);
 void weft__proc_reap_all(void);
 void weft__proc_cache_flush(struct weft__worker *w);
 int weft__proc_layer_init(void);
+
+/* runtime.c: an outside thread inside a call that touches runtime objects
+ * is counted, so that weft_stop frees nothing under it. enter returns 0, or
+ * -ESHUTDOWN (no runtime), -ECANCELED (stopping, unless allowed). */
+int weft__outside_enter(bool allow_stopping);
+void weft__outside_leave(void);
 
 /* overflow.c */
 int weft__overflow_install(void);

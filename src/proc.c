@@ -125,19 +125,6 @@ void weft_spawn_opts_init(weft_spawn_opts *opts)
     opts->worker = -1;
 }
 
-/* Counts a spawn from outside the runtime before checking that the runtime
- * runs, so that weft_stop, which sets the state first and then counts, either
- * sees it or refuses it. */
-static int enter_outside(void)
-{
-    atomic_fetch_add(&weft__rt.outside_spawned, 1);
-    int st = atomic_load(&weft__rt.state);
-    if (st == WEFT__RT_RUNNING)
-        return 0;
-    atomic_fetch_sub(&weft__rt.outside_spawned, 1);
-    return st == WEFT__RT_STOPPING ? -ECANCELED : -ESHUTDOWN;
-}
-
 int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts)
 {
     weft_spawn_opts defaults;
@@ -160,7 +147,7 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
         if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING)
             return -ECANCELED;
     } else {
-        int err = enter_outside();
+        int err = weft__outside_enter(false);
         if (err)
             return err;
     }
@@ -207,6 +194,8 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
     if (w)
         atomic_store_explicit(&w->spawned, atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1,
                               memory_order_release);
+    else
+        atomic_fetch_add(&weft__rt.outside_spawned, 1);
     /* Work-first: a process spawned by a process runs at once on the same
      * worker and its parent next, so spawn loops and trees stay hot in the
      * cache and their memory is bounded by their depth. */
@@ -218,17 +207,15 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
         weft__sched_ready_on(p, opts->worker);
     else
         weft__sched_ready(p, false);
-    return 0;
+    err = 0;
 fail:
     if (!w)
-        atomic_fetch_sub(&weft__rt.outside_spawned, 1);
+        weft__outside_leave();
     return err;
 }
 
-int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
+static int join(weft_pid pid, intptr_t *result, int64_t deadline)
 {
-    if (atomic_load(&weft__rt.state) == WEFT__RT_STOPPED)
-        return -ESHUTDOWN;
     struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
     if (!p)
         return weft__misuse(-ESRCH, "weft_join: no process %#llx", (unsigned long long)pid);
@@ -275,10 +262,27 @@ joined:
     return err;
 }
 
-int weft_detach(weft_pid pid)
+/* Runs call(pid) from a process, or from an outside thread counted as inside
+ * the runtime (see weft__outside_enter). */
+#define FROM_ANYWHERE(call)                                                     \
+    do {                                                                        \
+        if (current_proc())                                                     \
+            return call;                                                        \
+        int err_ = weft__outside_enter(true);                                   \
+        if (err_)                                                               \
+            return err_;                                                        \
+        err_ = call;                                                            \
+        weft__outside_leave();                                                  \
+        return err_;                                                            \
+    } while (0)
+
+int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
 {
-    if (atomic_load(&weft__rt.state) == WEFT__RT_STOPPED)
-        return -ESHUTDOWN;
+    FROM_ANYWHERE(join(pid, result, deadline));
+}
+
+static int detach(weft_pid pid)
+{
     struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
     if (!p)
         return weft__misuse(-ESRCH, "weft_detach: no process %#llx", (unsigned long long)pid);
@@ -297,6 +301,11 @@ int weft_detach(weft_pid pid)
     } while (!atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_DETACHED));
     proc_release(p, 2); /* ours and the join right */
     return 0;
+}
+
+int weft_detach(weft_pid pid)
+{
+    FROM_ANYWHERE(detach(pid));
 }
 
 weft_pid weft_self(void)
@@ -350,10 +359,8 @@ int weft_exit(intptr_t result)
     finish(p, result);
 }
 
-int weft_proc_name(weft_pid pid, char *buf, size_t len)
+static int proc_name(weft_pid pid, char *buf, size_t len)
 {
-    if (!buf || len == 0)
-        return weft__misuse(-EINVAL, "weft_proc_name: no buffer");
     struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
     if (!p)
         return weft__misuse(-ESRCH, "weft_proc_name: no process %#llx", (unsigned long long)pid);
@@ -361,6 +368,13 @@ int weft_proc_name(weft_pid pid, char *buf, size_t len)
                        : snprintf(buf, len, "fn@%p", (void *)(uintptr_t)p->fn);
     proc_release(p, 1);
     return n;
+}
+
+int weft_proc_name(weft_pid pid, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return weft__misuse(-EINVAL, "weft_proc_name: no buffer");
+    FROM_ANYWHERE(proc_name(pid, buf, len));
 }
 
 static void cancel_one(void *obj, uint64_t handle, void *arg)

@@ -3,9 +3,11 @@
  *
  * Stopping: the state goes to STOPPING (spawns now fail with -ECANCELED),
  * every open wait is claimed with -ECANCELED and every later one fails at
- * once; weft_stop then waits for the live process count to reach 0, and only
- * then ends the workers and frees what the runtime held.
+ * once; weft_stop then waits until no process is alive and no outside thread
+ * is inside a weft call, and only then frees the processes never joined, ends
+ * the workers and frees what the runtime held.
  */
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +15,27 @@
 #include "internal.h"
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Counts before checking the state: weft_stop sets the state first and reads
+ * the count after, so it either sees this thread or this thread sees it. */
+int weft__outside_enter(bool allow_stopping)
+{
+    atomic_fetch_add(&weft__rt.outside_active, 1);
+    int st = atomic_load(&weft__rt.state);
+    if (st == WEFT__RT_RUNNING || (st == WEFT__RT_STOPPING && allow_stopping))
+        return 0;
+    weft__outside_leave();
+    return st == WEFT__RT_STOPPING ? -ECANCELED : -ESHUTDOWN;
+}
+
+void weft__outside_leave(void)
+{
+    atomic_fetch_sub(&weft__rt.outside_active, 1);
+    if (atomic_load(&weft__rt.state) == WEFT__RT_STOPPING) {
+        atomic_fetch_add(&weft__rt.stop_futex, 1);
+        weft__futex_wake(&weft__rt.stop_futex, INT_MAX);
+    }
+}
 
 void weft_config_init(weft_config *cfg)
 {
@@ -94,7 +117,9 @@ int weft_stop(int64_t deadline)
     weft__wait_cancel_threads();
     for (;;) {
         unsigned seen = atomic_load(&weft__rt.stop_futex);
-        if (weft__sched_live_procs() == 0)
+        /* Outside threads first: one still inside weft_spawn has counted its
+         * process by the time it leaves. */
+        if (atomic_load(&weft__rt.outside_active) == 0 && weft__sched_live_procs() == 0)
             break;
         int64_t now = weft_now();
         if (deadline >= 0 && now >= deadline) {

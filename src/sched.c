@@ -161,12 +161,26 @@ static struct weft__proc *inbox_pop(struct weft__worker *w)
 
 /* ---- parking ----------------------------------------------------------------- */
 
+/* next_wake = the earliest timeout of the parked workers. Called with
+ * idle_lock held, whenever the set of parked workers changes. */
+static void refresh_next_wake(void)
+{
+    int64_t m = INT64_MAX;
+    for (unsigned i = 0; i < weft__rt.nworkers; i++) {
+        struct weft__worker *v = &weft__rt.workers[i];
+        if (atomic_load_explicit(&v->parked, memory_order_relaxed) && v->park_until < m)
+            m = v->park_until;
+    }
+    atomic_store(&weft__rt.next_wake, m);
+}
+
 /* Wakes w if it is parked. Called with idle_lock held. */
 static bool unpark_locked(struct weft__worker *w)
 {
     if (!atomic_load_explicit(&w->parked, memory_order_relaxed))
         return false;
     atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+    refresh_next_wake();
     atomic_fetch_sub(&weft__rt.nidle, 1);
     atomic_fetch_add(&weft__rt.nspinning, 1); /* it wakes up looking for work */
     atomic_store_explicit(&w->park_futex, 1, memory_order_release);
@@ -184,13 +198,8 @@ static void unpark(struct weft__worker *w)
     pthread_mutex_unlock(&weft__rt.idle_lock);
 }
 
-void weft__sched_notify(bool fenced)
+static void unpark_one(void)
 {
-    if (fenced)
-        atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) == 0 ||
-        atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) != 0)
-        return;
     pthread_mutex_lock(&weft__rt.idle_lock);
     unsigned n = weft__rt.nworkers;
     unsigned start = (unsigned)weft_now() % n;
@@ -198,6 +207,28 @@ void weft__sched_notify(bool fenced)
         if (unpark_locked(&weft__rt.workers[(start + i) % n]))
             break;
     pthread_mutex_unlock(&weft__rt.idle_lock);
+}
+
+void weft__sched_notify(bool fenced)
+{
+    if (fenced)
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) != 0)
+        return;
+    unpark_one();
+}
+
+/* The timer is in its heap (published before the fence); a parking worker
+ * marks itself parked, fences, then reads the heaps once more: either it
+ * sees the timer or this sees its timeout. */
+void weft__sched_timer_armed(int64_t when)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (when < atomic_load_explicit(&weft__rt.next_wake, memory_order_relaxed) &&
+        atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) != 0 &&
+        atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) == 0)
+        unpark_one();
 }
 
 void weft__sched_ready_on(struct weft__proc *p, int worker)
@@ -303,6 +334,9 @@ static void finish_switch(struct weft__worker *w)
     case WEFT__AFTER_SPAWN:
         atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
         ready_from(w, p, true);
+        /* The parent waits in run-next while its child runs: if the child
+         * computes for long, an idle worker must be awake to steal it. */
+        weft__sched_notify(false);
         break;
     case WEFT__AFTER_NONE:
         break;
@@ -315,6 +349,8 @@ static void finish_switch(struct weft__worker *w)
 static void switch_to(struct weft__worker *w, struct weft__proc *next, enum weft__after after)
 {
     struct weft__proc *cur = w->current;
+    if (weft__unlikely(next == cur && cur))
+        return; /* woken (say by its own timer, fired while picking) before it left */
     struct weft__ctx *from = cur ? &cur->ctx : &w->sched_ctx;
     struct weft__ctx *to = &w->sched_ctx;
     if (next) {
@@ -470,20 +506,31 @@ static void stop_spinning(struct weft__worker *w)
     }
 }
 
-static void park(struct weft__worker *w)
+static int64_t earliest_timer(void)
 {
     int64_t deadline = INT64_MAX;
     for (unsigned i = 0; i < weft__rt.nworkers; i++) {
         int64_t t = weft__timer_next(&weft__rt.workers[i].timers);
         deadline = t < deadline ? t : deadline;
     }
+    return deadline;
+}
+
+static void park(struct weft__worker *w)
+{
+    int64_t deadline = earliest_timer();
     pthread_mutex_lock(&weft__rt.idle_lock);
     stop_spinning(w);
+    w->park_until = deadline;
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    refresh_next_wake();
     atomic_fetch_add(&weft__rt.nidle, 1);
     pthread_mutex_unlock(&weft__rt.idle_lock);
     atomic_thread_fence(memory_order_seq_cst);
 
+    /* Look again after the fence: work or a timer added meanwhile by a thread
+     * that did not see us parked yet. */
+    deadline = earliest_timer();
     if (!work_visible(w)) {
         while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
             weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
@@ -495,6 +542,7 @@ static void park(struct weft__worker *w)
     if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
         /* Woke by itself (timeout or work seen): count itself as spinning. */
         atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+        refresh_next_wake();
         atomic_fetch_sub(&weft__rt.nidle, 1);
         atomic_fetch_add(&weft__rt.nspinning, 1);
     }
@@ -652,6 +700,7 @@ int weft__sched_start(unsigned nworkers)
     atomic_store(&rt->nidle, 0);
     atomic_store(&rt->nspinning, 0);
     atomic_store(&rt->outside_spawned, 0);
+    atomic_store(&rt->next_wake, INT64_MAX);
     atomic_store(&rt->global_len, 0);
     rt->global.head = rt->global.tail = NULL;
     for (unsigned i = 0; i < nworkers; i++) {

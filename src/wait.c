@@ -100,6 +100,8 @@ static int wait_proc(struct weft__waiter *w, unsigned ticket, int64_t deadline)
             if (claim(w, ticket, -ENOMEM))
                 return -ENOMEM;
             timed = false; /* claimed meanwhile: the waker will resume us */
+        } else {
+            weft__sched_timer_armed(deadline);
         }
     }
     /* Claimed or not, park: a claimer that won the race has made (or will
