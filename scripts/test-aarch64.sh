@@ -47,7 +47,7 @@ if [[ $switch_only == 0 ]]; then
     run cmake -S "$root" -B "$build/lib" "${generator[@]}" \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
         -DWEFT_ARCH=aarch64 \
-        -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=OFF
+        -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=ON
     run cmake --build "$build/lib" --parallel
 else
     step "1. cross-building the weft library: skipped (--switch-only)"
@@ -84,4 +84,10 @@ for t in "${tests[@]}"; do
     # qemu-user writes core files of its own into the current directory.
     (cd "$build/arch" && run "${timeout_cmd[@]}" "$qemu" -L "$cross_root" "./$t")
 done
-step "aarch64: all context-switch tests passed"
+if [[ $switch_only == 0 ]]; then
+    step "4. running the whole runtime under $qemu: the examples check their own output"
+    for ex in hello embedded; do
+        run "${timeout_cmd[@]}" "$qemu" -L "$cross_root" "$build/lib/examples/example-$ex" >/dev/null
+    done
+fi
+step "aarch64: all context-switch tests and examples passed"
