@@ -314,10 +314,12 @@ static void finish_switch(struct weft__worker *w)
     switch (w->after) {
     case WEFT__AFTER_YIELD:
         atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
-        if (p->worker >= 0)
+        if (p->worker >= 0) {
             inbox_push(w, p);
-        else
-            weft__runq_push(&w->runq, p) ? (void)0 : local_push(w, p);
+        } else {
+            local_push(w, p);
+            weft__sched_notify(false); /* an idle worker may take it */
+        }
         break;
     case WEFT__AFTER_BLOCK:
         atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
