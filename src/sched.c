@@ -127,7 +127,8 @@ static struct weft__proc *global_pop(struct weft__worker *w)
     return run;
 }
 
-static void local_push(struct weft__worker *w, struct weft__proc *p)
+/* The run queue is full: moves half of it, and p, to the global queue. */
+__attribute__((noinline)) static void spill(struct weft__worker *w, struct weft__proc *p)
 {
     struct weft__proc *batch[WEFT__RUNQ_SIZE / 2 + 1];
     while (!weft__runq_push(&w->runq, p)) {
@@ -137,6 +138,12 @@ static void local_push(struct weft__worker *w, struct weft__proc *p)
             return;
         }
     }
+}
+
+static inline void local_push(struct weft__worker *w, struct weft__proc *p)
+{
+    if (weft__unlikely(!weft__runq_push(&w->runq, p)))
+        spill(w, p);
 }
 
 static void inbox_push(struct weft__worker *w, struct weft__proc *p)
@@ -198,7 +205,7 @@ static void unpark(struct weft__worker *w)
     pthread_mutex_unlock(&weft__rt.idle_lock);
 }
 
-static void unpark_one(void)
+__attribute__((noinline)) static void unpark_one(void)
 {
     pthread_mutex_lock(&weft__rt.idle_lock);
     unsigned n = weft__rt.nworkers;
@@ -209,14 +216,20 @@ static void unpark_one(void)
     pthread_mutex_unlock(&weft__rt.idle_lock);
 }
 
+/* Work only this worker's queues hold: waking an idle worker adds
+ * parallelism, and missing one costs none (see the top of the file). */
+static inline void notify_local(void)
+{
+    if (weft__unlikely(atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) != 0) &&
+        atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) == 0)
+        unpark_one();
+}
+
 void weft__sched_notify(bool fenced)
 {
     if (fenced)
         atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) == 0 ||
-        atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) != 0)
-        return;
-    unpark_one();
+    notify_local();
 }
 
 /* The timer is in its heap (published before the fence); a parking worker
@@ -263,7 +276,7 @@ static void ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
             return;
     }
     local_push(w, p);
-    weft__sched_notify(false);
+    notify_local();
 }
 
 void weft__sched_ready(struct weft__proc *p, bool lifo)
@@ -318,7 +331,7 @@ static void finish_switch(struct weft__worker *w)
             inbox_push(w, p);
         } else {
             local_push(w, p);
-            weft__sched_notify(false); /* an idle worker may take it */
+            notify_local(); /* an idle worker may take it */
         }
         break;
     case WEFT__AFTER_BLOCK:
@@ -338,7 +351,7 @@ static void finish_switch(struct weft__worker *w)
         ready_from(w, p, true);
         /* The parent waits in run-next while its child runs: if the child
          * computes for long, an idle worker must be awake to steal it. */
-        weft__sched_notify(false);
+        notify_local();
         break;
     case WEFT__AFTER_NONE:
         break;
