@@ -131,10 +131,12 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
         return -ENOMEM;
     struct slot *s = slot_at(index);
     uint64_t gen = atomic_load_explicit(&s->state, memory_order_relaxed) >> 32;
+    /* The handle is written first (it may live in obj): whoever takes a
+     * reference through the slot sees it. */
+    *handle = gen << 32 | index;
     atomic_store_explicit(&s->obj, obj, memory_order_relaxed);
     atomic_store_explicit(&s->state, gen << 32 | (uint64_t)type << TYPE_SHIFT | refs,
                           memory_order_release);
-    *handle = gen << 32 | index;
     return 0;
 }
 

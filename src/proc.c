@@ -67,6 +67,19 @@ static void proc_release(struct weft__proc *p, uint32_t n)
     release_on(weft__worker_current(), p, n);
 }
 
+/* Takes a reference on the process named by pid, or NULL if there is none:
+ * a joined process is gone for every call, even while its block lingers
+ * until it has left its stack. */
+static struct weft__proc *acquire(weft_pid pid)
+{
+    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    if (p && (atomic_load_explicit(&p->join_state, memory_order_acquire) & WEFT__JOIN_JOINED)) {
+        proc_release(p, 1);
+        return NULL;
+    }
+    return p;
+}
+
 static void mark_dead(struct weft__proc *p)
 {
     unsigned st = atomic_load_explicit(&p->join_state, memory_order_relaxed);
@@ -216,7 +229,7 @@ fail:
 
 static int join(weft_pid pid, intptr_t *result, int64_t deadline)
 {
-    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    struct weft__proc *p = acquire(pid);
     if (!p)
         return weft__misuse(-ESRCH, "weft_join: no process %#llx", (unsigned long long)pid);
     struct weft__waiter *me = weft__waiter_self();
@@ -283,7 +296,7 @@ int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
 
 static int detach(weft_pid pid)
 {
-    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    struct weft__proc *p = acquire(pid);
     if (!p)
         return weft__misuse(-ESRCH, "weft_detach: no process %#llx", (unsigned long long)pid);
     unsigned st = atomic_load(&p->join_state);
@@ -361,7 +374,7 @@ int weft_exit(intptr_t result)
 
 static int proc_name(weft_pid pid, char *buf, size_t len)
 {
-    struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
+    struct weft__proc *p = acquire(pid);
     if (!p)
         return weft__misuse(-ESRCH, "weft_proc_name: no process %#llx", (unsigned long long)pid);
     int n = p->name[0] ? snprintf(buf, len, "%s", p->name)
@@ -377,11 +390,19 @@ int weft_proc_name(weft_pid pid, char *buf, size_t len)
     FROM_ANYWHERE(proc_name(pid, buf, len));
 }
 
+/* Drops n references taken through handle (which may differ from p->pid
+ * while p is being recycled). */
+static void release_handle(struct weft__proc *p, uint64_t handle, uint32_t n)
+{
+    if (weft__handle_release(NULL, handle, n))
+        proc_free(NULL, p);
+}
+
 static void cancel_one(void *obj, uint64_t handle, void *arg)
 {
     struct weft__proc *p = obj;
     weft__wait_cancel(&p->waiter);
-    proc_release(p, 1);
+    release_handle(p, handle, 1);
 }
 
 void weft__proc_cancel_all(void)
@@ -397,11 +418,11 @@ static void reap_one(void *obj, uint64_t handle, void *arg)
     unsigned st = atomic_load(&p->join_state);
     do {
         if (st & (WEFT__JOIN_DETACHED | WEFT__JOIN_JOINING | WEFT__JOIN_JOINED)) {
-            proc_release(p, 1); /* someone else holds the join right */
+            release_handle(p, handle, 1); /* someone else holds the join right */
             return;
         }
     } while (!atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_JOINED));
-    proc_release(p, 2);
+    release_handle(p, handle, 2);
 }
 
 void weft__proc_reap_all(void)

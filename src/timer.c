@@ -4,8 +4,10 @@
  * is a binary min-heap of pointers under a spinlock: its owner adds and fires
  * timers, any thread may cancel one (a process resumed elsewhere cancels its
  * own deadline), and idle workers fire the due timers of busy ones. A timer's
- * fire callback runs with the heap locked, so once weft__timer_cancel has
- * returned the callback is not running and the timer's memory may be reused.
+ * fire callback runs with the heap locked and the timer still naming its
+ * heap, so a cancel racing with it waits for the lock: once
+ * weft__timer_cancel has returned the callback is not running and the timer
+ * may be armed again or its memory reused.
  */
 #include <string.h>
 
@@ -69,11 +71,10 @@ static void publish_next(struct weft__timer_heap *h)
                           memory_order_release);
 }
 
-/* Removes the item at i. Called with the lock held. */
+/* Removes the item at i from the array (its heap field is the caller's).
+ * Called with the lock held. */
 static void remove_at(struct weft__timer_heap *h, uint32_t i)
 {
-    struct weft__timer *t = h->items[i];
-    atomic_store_explicit(&t->heap, NULL, memory_order_relaxed);
     h->count--;
     if (i != h->count) {
         place(h, i, h->items[h->count]);
@@ -116,6 +117,7 @@ void weft__timer_cancel(struct weft__timer *t)
     /* A timer only ever sits in the one heap it was added to. */
     if (atomic_load_explicit(&t->heap, memory_order_relaxed) == h) {
         remove_at(h, t->index);
+        atomic_store_explicit(&t->heap, NULL, memory_order_relaxed);
         publish_next(h);
     }
     weft__spin_unlock(&h->lock);
@@ -131,6 +133,7 @@ int weft__timer_run(struct weft__timer_heap *h, int64_t now)
         struct weft__timer *t = h->items[0];
         remove_at(h, 0);
         t->fire(t);
+        atomic_store_explicit(&t->heap, NULL, memory_order_release);
         fired++;
     }
     publish_next(h);
