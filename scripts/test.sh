@@ -16,9 +16,11 @@ build() { # dir, extra cmake args...
   ninja -C "$dir" >/dev/null
 }
 
+stages=0
 suite() { # dir, label
   echo "== tests: $2"
   (cd "$1" && ctest --output-on-failure)
+  stages=$((stages + 1))
 }
 
 build _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -36,15 +38,19 @@ if [ $quick -eq 0 ]; then
   done
   valgrind -q --error-exitcode=1 _build/release/bench/weft-bench spawn --workers 2 --n 20000 >/dev/null
   echo "valgrind: 3 passed, 0 failed"
+  stages=$((stages + 1))
 
   echo "== generic context switch (ucontext): switch test, processes, examples"
   build _build/generic -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_ARCH=generic
   (cd _build/generic && ctest --output-on-failure -R 'arch_switch|test-smoke|test-proc|test-fpenv')
   _build/generic/examples/example-hello >/dev/null
+  stages=$((stages + 1))
 
   echo "== aarch64: cross build, context-switch test and examples under qemu"
   rc=0
   bash scripts/test-aarch64.sh _build/aarch64 || rc=$?
   [ $rc -eq 0 ] || [ $rc -eq 77 ] || exit $rc
+  [ $rc -eq 0 ] && stages=$((stages + 1))
 fi
-echo "== all tests passed in $(( $(date +%s) - start )) s"
+echo "== all stages passed in $(( $(date +%s) - start )) s (any failure stops the script)"
+echo "stages: $stages passed, 0 failed"
