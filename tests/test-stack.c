@@ -158,21 +158,11 @@ static void check_overflow(const struct overflow_case *c)
     free(err);
 }
 
-/* Each case runs in a forked child. Under TSan a child forked from a
- * multi-threaded program may not start threads (the sanitizer kills it:
- * die_after_fork), and weft_run starts workers, so the cases are skipped
- * there. Under ASan they run: weft's handler is installed after the
+/* Each case runs in a forked child, forked before any runtime starts in
+ * this process. Under ASan and TSan weft's handler is installed after the
  * sanitizer's and sees the guard-page fault first. */
-static void skip_under_tsan(void)
-{
-    const char *s = getenv("WEFT_SANITIZE");
-    if (s && strcmp(s, "thread") == 0)
-        cr_skip_test("TSan does not let a forked child start threads");
-}
-
 Test(stack, overflow_names_the_process, .timeout = 30)
 {
-    skip_under_tsan();
     struct overflow_case cases[] = {
         {NULL, 1, "deep", 0},
         {NULL, 2, "deep", 0},
@@ -186,7 +176,6 @@ Test(stack, overflow_names_the_process, .timeout = 30)
 
 Test(stack, overflow_names_the_process_mprotect_guard, .timeout = 30)
 {
-    skip_under_tsan();
     struct overflow_case cases[] = {
         {"mprotect", 1, "deep", 0},
         {"mprotect", 2, "deep", 0},
