@@ -155,6 +155,9 @@ struct weft__timer {
     int64_t when;                             /* absolute deadline */
     uint32_t index;                           /* position in the heap */
     _Atomic(struct weft__timer_heap *) heap;  /* heap holding it, or NULL */
+    struct weft__timer_heap *home;            /* heap it was last armed in; only
+                                                 its owner (who arms and cancels)
+                                                 writes it */
     void (*fire)(struct weft__timer *);       /* called with the heap locked */
 };
 
@@ -169,7 +172,8 @@ void weft__timer_heap_init(struct weft__timer_heap *h);
 void weft__timer_heap_term(struct weft__timer_heap *h);
 /* Arms t in h. Returns 0 or -ENOMEM. */
 int weft__timer_add(struct weft__timer_heap *h, struct weft__timer *t, int64_t when);
-/* Disarms t if armed. When it returns, t's fire callback is not running. */
+/* Disarms t if armed. When it returns, t's fire callback is not running.
+ * Only t's owner calls it, never concurrently with weft__timer_add on t. */
 void weft__timer_cancel(struct weft__timer *t);
 /* Fires every timer of h due at now; returns how many fired. */
 int weft__timer_run(struct weft__timer_heap *h, int64_t now);
@@ -202,6 +206,11 @@ struct weft__waiter *weft__waiter_self(void);
 /* Opens a new wait and returns its ticket. Call before publishing the waiter
  * (with the ticket) to anything that may wake it. */
 unsigned weft__wait_open(struct weft__waiter *w);
+/* Closes an opened wait without blocking, when the caller decides not to wait
+ * after all (a wait that was already claimed is consumed first). Every opened
+ * wait ends in weft__wait or in this: an open wait left behind would be
+ * claimed by the shutdown, resuming a process that is not blocked. */
+void weft__wait_abandon(struct weft__waiter *w, unsigned ticket);
 /* Blocks until the wait is claimed; returns the claimer's result, -ETIMEDOUT
  * at the deadline, or -ECANCELED when the runtime shuts down. */
 int weft__wait(struct weft__waiter *w, int64_t deadline);

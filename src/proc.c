@@ -183,6 +183,7 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
     atomic_store_explicit(&p->waiter.state, 0, memory_order_relaxed);
     p->waiter.proc = p;
     atomic_store_explicit(&p->timer.heap, NULL, memory_order_relaxed);
+    p->timer.home = NULL;
     p->fn = fn;
     p->arg = arg;
     p->result = 0;
@@ -258,6 +259,7 @@ static int join(weft_pid pid, intptr_t *result, int64_t deadline)
         p->joiner_ticket = weft__wait_open(me);
         if (atomic_compare_exchange_weak(&p->join_state, &st, st | WEFT__JOIN_JOINING))
             break;
+        weft__wait_abandon(me, p->joiner_ticket); /* state changed: look again */
     }
     int err = weft__wait(me, deadline);
     if (err) {

@@ -4,10 +4,12 @@
  * is a binary min-heap of pointers under a spinlock: its owner adds and fires
  * timers, any thread may cancel one (a process resumed elsewhere cancels its
  * own deadline), and idle workers fire the due timers of busy ones. A timer's
- * fire callback runs with the heap locked and the timer still naming its
- * heap, so a cancel racing with it waits for the lock: once
- * weft__timer_cancel has returned the callback is not running and the timer
- * may be armed again or its memory reused.
+ * fire callback runs with the heap locked, and a cancel always takes the lock
+ * of the heap the timer was last armed in (home), so it waits for a fire in
+ * progress: once weft__timer_cancel has returned the callback is not running
+ * and the timer may be armed again or its memory reused. (The heap field only
+ * says whether the timer is in the array; the firing worker clears it before
+ * the callback, which may let the owner re-arm the timer elsewhere at once.)
  */
 #include <string.h>
 
@@ -100,6 +102,7 @@ int weft__timer_add(struct weft__timer_heap *h, struct weft__timer *t, int64_t w
         h->capacity = cap;
     }
     t->when = when;
+    t->home = h;
     atomic_store_explicit(&t->heap, h, memory_order_relaxed);
     place(h, h->count++, t);
     sift_up(h, t->index);
@@ -110,11 +113,10 @@ int weft__timer_add(struct weft__timer_heap *h, struct weft__timer *t, int64_t w
 
 void weft__timer_cancel(struct weft__timer *t)
 {
-    struct weft__timer_heap *h = atomic_load_explicit(&t->heap, memory_order_acquire);
+    struct weft__timer_heap *h = t->home;
     if (!h)
         return;
     weft__spin_lock(&h->lock);
-    /* A timer only ever sits in the one heap it was added to. */
     if (atomic_load_explicit(&t->heap, memory_order_relaxed) == h) {
         remove_at(h, t->index);
         atomic_store_explicit(&t->heap, NULL, memory_order_relaxed);
@@ -132,8 +134,8 @@ int weft__timer_run(struct weft__timer_heap *h, int64_t now)
     while (h->count > 0 && h->items[0]->when <= now) {
         struct weft__timer *t = h->items[0];
         remove_at(h, 0);
+        atomic_store_explicit(&t->heap, NULL, memory_order_relaxed);
         t->fire(t);
-        atomic_store_explicit(&t->heap, NULL, memory_order_release);
         fired++;
     }
     publish_next(h);

@@ -65,6 +65,15 @@ bool weft__wake(struct weft__waiter *w, unsigned ticket, int result)
     return true;
 }
 
+void weft__wait_abandon(struct weft__waiter *w, unsigned ticket)
+{
+    unsigned expected = ticket;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &expected,
+                                                 ticket & ~(unsigned)WEFT__WAIT_PHASE,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        weft__wait(w, WEFT_FOREVER); /* claimed: consume the wake-up */
+}
+
 void weft__wait_cancel(struct weft__waiter *w)
 {
     unsigned st = atomic_load_explicit(&w->state, memory_order_seq_cst);
