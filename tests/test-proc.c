@@ -4,42 +4,12 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#define TEST_PROC_CHECKS
 #include "test.h"
 
 /* Checks inside processes. A worker thread cannot end a Criterion test (its
  * assertions longjmp to the test's thread), so a failed check is counted and
  * the first one kept; the test asserts after the run that none failed. */
-static atomic_int check_failures;
-static char check_first[512];
-
-__attribute__((format(printf, 2, 3))) static void check_fail(int line, const char *fmt, ...)
-{
-    if (atomic_fetch_add(&check_failures, 1) != 0)
-        return;
-    int n = snprintf(check_first, sizeof check_first, "line %d: ", line);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(check_first + n, sizeof check_first - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-#define CHECK(cond, ...)                        \
-    do {                                        \
-        if (!(cond))                            \
-            check_fail(__LINE__, __VA_ARGS__);  \
-    } while (0)
-
-#define CHECK_RC(expr, expected)                                                              \
-    do {                                                                                      \
-        int rc_ = (int)(expr), exp_ = (int)(expected);                                        \
-        if (rc_ != exp_)                                                                      \
-            check_fail(__LINE__, "%s returned %d (%s), expected %d (%s)", #expr, rc_,         \
-                       weft_strerror(rc_), exp_, weft_strerror(exp_));                        \
-    } while (0)
-
-#define ASSERT_CHECKS()                                                                       \
-    cr_assert_eq(atomic_load(&check_failures), 0, "%d check(s) failed in processes; first: %s", \
-                 atomic_load(&check_failures), check_first)
 
 #define MS ((int64_t)1000000)
 
