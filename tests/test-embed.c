@@ -7,7 +7,6 @@
 
 #include "test.h"
 
-#define MS ((int64_t)1000000)
 
 static void start_workers(unsigned workers)
 {

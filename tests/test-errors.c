@@ -11,7 +11,6 @@
 /* Checks inside processes: counted, the first kept; asserted after the run
  * (a worker thread cannot end a Criterion test). */
 
-#define MS ((int64_t)1000000)
 
 static intptr_t ret_arg(void *arg)
 {

@@ -9,12 +9,6 @@
 
 #include "test.h"
 
-/* Compares two integers and prints both on failure. */
-#define CHECK(a, op, b)                                                                     \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        cr_assert(a_ op b_, "%s = %lld, expected " #op " %s = %lld", #a, a_, #b, b_);      \
-    } while (0)
 
 /* The test programs are not linked with libm, where glibc keeps fegetround
  * and fesetround: these do what glibc's do, on the registers the context
@@ -118,20 +112,20 @@ static void compute_refs(void)
     if (!FP_MODES_AVAILABLE)
         cr_skip_test("rounding modes are set by hand on x86-64 and aarch64 only");
     int old = fegetround();
-    CHECK(old, ==, FE_TONEAREST);
+    ASSERT_CMP(old, ==, FE_TONEAREST);
     ref.third_near = third();
     ref.tenth_near = tenth();
-    CHECK(fesetround(FE_UPWARD), ==, 0);
+    ASSERT_CMP(fesetround(FE_UPWARD), ==, 0);
     ref.third_up = third();
-    CHECK(fesetround(FE_DOWNWARD), ==, 0);
+    ASSERT_CMP(fesetround(FE_DOWNWARD), ==, 0);
     ref.tenth_down = tenth();
-    CHECK(fesetround(old), ==, 0);
+    ASSERT_CMP(fesetround(old), ==, 0);
     /* 1/3 rounds down to nearest, 1/10 rounds up: the directed modes differ
      * from nearest by one ulp on these. */
-    CHECK(bits(ref.third_up), !=, bits(ref.third_near));
-    CHECK(bits(ref.third_up), ==, bits(next_double(ref.third_near, 1)));
-    CHECK(bits(ref.tenth_down), !=, bits(ref.tenth_near));
-    CHECK(bits(ref.tenth_down), ==, bits(next_double(ref.tenth_near, 0)));
+    ASSERT_CMP(bits(ref.third_up), !=, bits(ref.third_near));
+    ASSERT_CMP(bits(ref.third_up), ==, bits(next_double(ref.third_near, 1)));
+    ASSERT_CMP(bits(ref.tenth_down), !=, bits(ref.tenth_near));
+    ASSERT_CMP(bits(ref.tenth_down), ==, bits(next_double(ref.tenth_near, 0)));
 }
 
 #if defined(__x86_64__)
@@ -241,7 +235,7 @@ static intptr_t fp_worker(void *arg)
     check_mode(me->name, -1, FE_TONEAREST);
     atomic_fetch_add(me->started, 1);
     if (me->mode != FE_TONEAREST)
-        CHECK(fesetround(me->mode), ==, 0);
+        ASSERT_CMP(fesetround(me->mode), ==, 0);
     for (int step = 0; step < me->steps; step++) {
         pause_once(me->pause, step);
         check_mode(me->name, step, me->mode);
@@ -276,7 +270,7 @@ static intptr_t fp_main(void *arg)
     for (int i = 0; i < N; i++) {
         intptr_t r = 0;
         ASSERT_OK(weft_join(pids[i], &r, WEFT_FOREVER));
-        CHECK(r, ==, 1);
+        ASSERT_CMP(r, ==, 1);
     }
     /* The main process never changed its mode. */
     check_mode("main", 0, FE_TONEAREST);
@@ -293,8 +287,8 @@ Test(fpenv, rounding_mode_is_per_process_across_yields, .timeout = 20)
     compute_refs();
     struct fp_run run = {PAUSE_YIELD, 2000};
     /* One worker: the processes interleave on one OS thread. */
-    CHECK(test_run(1, fp_main, &run), ==, 5);
-    CHECK(test_run(2, fp_main, &run), ==, 5);
+    ASSERT_CMP(test_run(1, fp_main, &run), ==, 5);
+    ASSERT_CMP(test_run(2, fp_main, &run), ==, 5);
     cr_assert_eq(fegetround(), FE_TONEAREST, "the runtime changed the calling thread's mode");
 }
 
@@ -304,10 +298,10 @@ Test(fpenv, rounding_mode_is_per_process_across_sleeps, .timeout = 20)
     struct fp_run run = {PAUSE_SLEEP, 200};
     struct fp_run mixed = {PAUSE_MIXED, 1000};
     for (int rep = 0; rep < 3; rep++) {
-        CHECK(test_run(1, fp_main, &run), ==, 5);
+        ASSERT_CMP(test_run(1, fp_main, &run), ==, 5);
         /* Two workers: parked processes resume on either. */
-        CHECK(test_run(2, fp_main, &run), ==, 5);
-        CHECK(test_run(2, fp_main, &mixed), ==, 5);
+        ASSERT_CMP(test_run(2, fp_main, &run), ==, 5);
+        ASSERT_CMP(test_run(2, fp_main, &mixed), ==, 5);
     }
 }
 
@@ -321,10 +315,10 @@ static intptr_t report_mode(void *arg)
 Test(fpenv, new_process_ignores_callers_mode, .timeout = 10)
 {
     compute_refs();
-    CHECK(fesetround(FE_UPWARD), ==, 0);
+    ASSERT_CMP(fesetround(FE_UPWARD), ==, 0);
     intptr_t mode = test_run(1, report_mode, NULL);
     cr_assert_eq(fegetround(), FE_UPWARD, "weft_run changed the calling thread's mode");
-    CHECK(fesetround(FE_TONEAREST), ==, 0);
+    ASSERT_CMP(fesetround(FE_TONEAREST), ==, 0);
     cr_assert_eq(mode, FE_TONEAREST, "the main process started in mode %s", mode_name((int)mode));
 }
 
@@ -423,10 +417,10 @@ Test(fpenv, x87_precision_is_per_process, .timeout = 20)
 {
     compute_x87_refs();
     for (int rep = 0; rep < 3; rep++) {
-        CHECK(test_run(1, x87_main, (void *)0), ==, 1);
-        CHECK(test_run(2, x87_main, (void *)0), ==, 1);
-        CHECK(test_run(2, x87_main, (void *)1), ==, 1);
+        ASSERT_CMP(test_run(1, x87_main, (void *)0), ==, 1);
+        ASSERT_CMP(test_run(2, x87_main, (void *)0), ==, 1);
+        ASSERT_CMP(test_run(2, x87_main, (void *)1), ==, 1);
     }
-    CHECK(x87_cw(), ==, X87_DEFAULT_CW);
+    ASSERT_CMP(x87_cw(), ==, X87_DEFAULT_CW);
 }
 #endif

@@ -11,7 +11,6 @@
  * assertions longjmp to the test's thread), so a failed check is counted and
  * the first one kept; the test asserts after the run that none failed. */
 
-#define MS ((int64_t)1000000)
 
 static intptr_t ret_arg(void *arg)
 {

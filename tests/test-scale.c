@@ -6,12 +6,6 @@
 
 #include "test.h"
 
-/* Compares two integers and prints both on failure. */
-#define CHECK(a, op, b)                                                                     \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        cr_assert(a_ op b_, "%s = %lld, expected " #op " %s = %lld", #a, a_, #b, b_);      \
-    } while (0)
 
 static atomic_long started, canceled, other_rc;
 
@@ -83,7 +77,7 @@ static intptr_t million_main(void *arg)
     int64_t spawn_ns = weft_now() - t0;
 
     /* All are blocked now: none has ended. */
-    CHECK(atomic_load(&canceled) + atomic_load(&other_rc), ==, 0);
+    ASSERT_CMP(atomic_load(&canceled) + atomic_load(&other_rc), ==, 0);
     long maps = count_lines("/proc/self/maps");
     long rss = status_kb("VmRSS");
     cr_log_info("%ld blocked processes: spawned in %lld ms, %ld mappings, RSS %ld MiB "
@@ -110,9 +104,9 @@ Test(scale, million_blocked_processes, .timeout = 120)
     /* main returns with every process still blocked: the shutdown cancels
      * them all and waits for them to return. */
     ASSERT_OK(weft_run(million_main, &n, &cfg, &r));
-    CHECK(r, ==, 1);
+    ASSERT_CMP(r, ==, 1);
     cr_log_info("run and shutdown took %lld ms", (long long)((weft_now() - t0) / 1000000));
-    CHECK(atomic_load(&started), ==, n);
+    ASSERT_CMP(atomic_load(&started), ==, n);
     cr_assert_eq(atomic_load(&canceled), n, "%ld of %ld blocked processes saw -ECANCELED",
                  atomic_load(&canceled), n);
     cr_assert_eq(atomic_load(&other_rc), 0, "%ld sleeps ended otherwise", atomic_load(&other_rc));

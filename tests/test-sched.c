@@ -8,23 +8,8 @@
 
 #include "test.h"
 
-/* Compares two integers and prints both on failure. */
-#define CHECK(a, op, b)                                                                     \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        cr_assert(a_ op b_, "%s = %lld, expected " #op " %s = %lld", #a, a_, #b, b_);      \
-    } while (0)
 
-#define MS INT64_C(1000000)
-#define US INT64_C(1000)
 
-static int64_t cpu_ns(void)
-{
-    struct rusage ru;
-    CHECK(getrusage(RUSAGE_SELF, &ru), ==, 0);
-    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
 
 /* Computes without yielding for ns of wall time. */
 static void spin_for(int64_t ns)
@@ -57,7 +42,7 @@ static void start_runtime(unsigned workers)
     weft_config_init(&cfg);
     cfg.workers = workers;
     ASSERT_OK(weft_start(&cfg));
-    CHECK(weft_workers(), ==, (int)workers);
+    ASSERT_CMP(weft_workers(), ==, (int)workers);
 }
 
 /* ---- both workers run processes ---------------------------------------------- */
@@ -90,9 +75,9 @@ Test(sched, both_workers_run_processes, .timeout = 20)
     for (int rep = 0; rep < 5; rep++) {
         atomic_store(&seen_on[0], 0);
         atomic_store(&seen_on[1], 0);
-        CHECK(test_run(2, both_main, NULL), ==, 1);
+        ASSERT_CMP(test_run(2, both_main, NULL), ==, 1);
         int a = atomic_load(&seen_on[0]), b = atomic_load(&seen_on[1]);
-        CHECK(a + b, ==, 1000);
+        ASSERT_CMP(a + b, ==, 1000);
         cr_assert(a > 0 && b > 0,
                   "1000 CPU-bound processes (100 us each) spawned by one process at 2 workers: "
                   "%d ran on worker 0, %d on worker 1 (round %d)", a, b, rep);
@@ -188,7 +173,7 @@ static void check_stealing(enum hold hold, int detached)
         atomic_store(&seen_on[1], 0);
         int64_t wall = test_run(2, steal_main, &run);
         int a = atomic_load(&seen_on[0]), b = atomic_load(&seen_on[1]);
-        CHECK(a + b, ==, STEAL_N);
+        ASSERT_CMP(a + b, ==, STEAL_N);
         cr_log_info("stealing (%s): %lld ms at 2 workers (%d on worker 0, %d on 1)", kind,
                     (long long)(wall / MS), a, b);
         cr_assert(a >= STEAL_N / 10 && b >= STEAL_N / 10,
@@ -284,7 +269,7 @@ static intptr_t pinned_proc(void *arg)
             intptr_t r = 0;
             ASSERT_OK(weft_spawn(&child, trivial, (void *)(intptr_t)i, NULL));
             ASSERT_OK(weft_join(child, &r, WEFT_FOREVER));
-            CHECK(r, ==, i);
+            ASSERT_CMP(r, ==, i);
             break;
         }
         default:
@@ -293,7 +278,7 @@ static intptr_t pinned_proc(void *arg)
         }
         atomic_fetch_add(&pinned_steps, 1);
     }
-    CHECK(weft_worker_id(), ==, expect);
+    ASSERT_CMP(weft_worker_id(), ==, expect);
     return 0;
 }
 
@@ -347,8 +332,8 @@ Test(sched, pinned_processes_never_migrate, .timeout = 30)
     for (int rep = 0; rep < 3; rep++) {
         atomic_store(&pinned_steps, 0);
         intptr_t n = test_run(2, pinned_main, NULL);
-        CHECK(atomic_load(&pinned_steps), ==, n * steps);
-        CHECK(atomic_load(&pressure_steps), >, 0);
+        ASSERT_CMP(atomic_load(&pinned_steps), ==, n * steps);
+        ASSERT_CMP(atomic_load(&pressure_steps), >, 0);
     }
 }
 
@@ -382,10 +367,10 @@ static intptr_t fair_main(void *arg)
 
 Test(sched, yield_is_round_robin, .timeout = 20)
 {
-    CHECK(test_run(1, fair_main, NULL), ==, 1);
-    CHECK(fair_len, ==, FAIR_PROCS * FAIR_YIELDS);
+    ASSERT_CMP(test_run(1, fair_main, NULL), ==, 1);
+    ASSERT_CMP(fair_len, ==, FAIR_PROCS * FAIR_YIELDS);
     for (int i = 0; i < FAIR_PROCS; i++)
-        CHECK(fair_count[i], ==, FAIR_YIELDS);
+        ASSERT_CMP(fair_count[i], ==, FAIR_YIELDS);
     /* The first round holds each process once... */
     int seen = 0;
     for (int k = 0; k < FAIR_PROCS; k++)
@@ -405,9 +390,9 @@ Test(sched, yield_is_round_robin, .timeout = 20)
 
 static void check_idle(const char *what)
 {
-    int64_t c0 = cpu_ns(), t0 = weft_now();
+    int64_t c0 = test_cpu_ns(), t0 = weft_now();
     thread_sleep_ms(500);
-    int64_t cpu = cpu_ns() - c0, wall = weft_now() - t0;
+    int64_t cpu = test_cpu_ns() - c0, wall = weft_now() - t0;
     cr_log_info("idle (%s): %lld us of CPU in %lld ms", what, (long long)(cpu / US),
                 (long long)(wall / MS));
     /* The goal is < 1% of a core; 5% leaves room for noise. */
@@ -490,8 +475,8 @@ static intptr_t lost_main(void *arg)
         cr_assert_eq(rc, 0, "iteration %d: join: %d (%s)", i, rc, weft_strerror(rc));
         rc = weft_join(p, &rp, weft_now() + 5000 * MS);
         cr_assert_eq(rc, 0, "iteration %d: join: %d (%s)", i, rc, weft_strerror(rc));
-        CHECK(rj, ==, 1);
-        CHECK(rp, ==, 3);
+        ASSERT_CMP(rj, ==, 1);
+        ASSERT_CMP(rp, ==, 3);
         if (i % 2)
             ASSERT_OK(weft_sleep(weft_now() + (int64_t)(rand_next() % (50 * US))));
     }
@@ -511,7 +496,7 @@ Test(sched, no_lost_wakeups, .timeout = 30)
         int rc = weft_join(pid, &r, weft_now() + 12000 * MS);
         cr_assert_eq(rc, 0, "%u workers: %d rounds of sleep/spawn/join did not finish in 12 s: %d (%s)",
                      workers, iters, rc, weft_strerror(rc));
-        CHECK(r, ==, 1);
+        ASSERT_CMP(r, ==, 1);
         ASSERT_OK(weft_stop(WEFT_FOREVER));
         iters /= 4;
     }
@@ -569,11 +554,11 @@ Test(sched, outside_spawn_wakes_parked_runtime, .timeout = 30)
         memset(&job, 0, sizeof job);
         job.opts_kind = i % 4;
         pthread_t t;
-        CHECK(pthread_create(&t, NULL, outside_thread, &job), ==, 0);
-        CHECK(pthread_join(t, NULL), ==, 0);
+        ASSERT_CMP(pthread_create(&t, NULL, outside_thread, &job), ==, 0);
+        ASSERT_CMP(pthread_join(t, NULL), ==, 0);
         ASSERT_OK(job.rc_spawn);
         ASSERT_OK(job.rc_join);
-        CHECK(job.result, ==, 42);
+        ASSERT_CMP(job.result, ==, 42);
         cr_assert_lt(job.start_to_join, 200 * MS,
                      "round %d (kind %d): a process spawned from a thread into an idle runtime "
                      "ran after %lld us and was joined after %lld us",

@@ -10,12 +10,6 @@
 
 #include "test.h"
 
-/* Compares two integers and prints both on failure. */
-#define CHECK(a, op, b)                                                                     \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        cr_assert(a_ op b_, "%s = %lld, expected " #op " %s = %lld", #a, a_, #b, b_);      \
-    } while (0)
 
 #define KiB ((size_t)1024)
 #define MiB ((size_t)1024 * 1024)
@@ -100,10 +94,10 @@ static intptr_t overflow_main(void *arg)
 static char *run_overflow_child(const struct overflow_case *c, int *status)
 {
     int fds[2];
-    CHECK(pipe(fds), ==, 0);
+    ASSERT_CMP(pipe(fds), ==, 0);
     fflush(NULL);
     pid_t child = fork();
-    CHECK(child, >=, 0);
+    ASSERT_CMP(child, >=, 0);
     if (child == 0) {
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
@@ -134,7 +128,7 @@ static char *run_overflow_child(const struct overflow_case *c, int *status)
         len += (size_t)n;
     out[len] = '\0';
     close(fds[0]);
-    CHECK(waitpid(child, status, 0), ==, child);
+    ASSERT_CMP(waitpid(child, status, 0), ==, child);
     return out;
 }
 
@@ -236,7 +230,7 @@ static intptr_t reuse_main(void *arg)
         intptr_t r = 0;
         ASSERT_OK(weft_spawn(&pid, touch_32k, NULL, NULL));
         ASSERT_OK(weft_join(pid, &r, WEFT_FOREVER));
-        CHECK(r, ==, sum);
+        ASSERT_CMP(r, ==, sum);
     }
     long growth = rss_bytes() - before;
     /* One at a time, at most a few stacks (per-worker caches) take turns. */
@@ -253,8 +247,8 @@ static intptr_t reuse_main(void *arg)
 Test(stack, stacks_are_reused, .timeout = 30)
 {
     int n = test_sanitized() ? 10000 : 100000;
-    CHECK(test_run(1, reuse_main, &n), ==, 1);
-    CHECK(test_run(2, reuse_main, &n), ==, 1);
+    ASSERT_CMP(test_run(1, reuse_main, &n), ==, 1);
+    ASSERT_CMP(test_run(2, reuse_main, &n), ==, 1);
 }
 
 /* Many stacks at once, twice: the second wave reuses the first one's. */
@@ -287,7 +281,7 @@ static intptr_t wave_main(void *arg)
         for (int i = 0; i < n; i++) {
             intptr_t r = 0;
             ASSERT_OK(weft_join(pids[i], &r, WEFT_FOREVER));
-            CHECK(r, ==, expected_sum(32 * KiB, 0x33));
+            ASSERT_CMP(r, ==, expected_sum(32 * KiB, 0x33));
         }
     }
     if (rss_meaningful())
@@ -300,7 +294,7 @@ static intptr_t wave_main(void *arg)
 
 Test(stack, a_second_wave_reuses_stacks, .timeout = 30)
 {
-    CHECK(test_run(2, wave_main, NULL), ==, 1);
+    ASSERT_CMP(test_run(2, wave_main, NULL), ==, 1);
 }
 
 /* ---- sizes ------------------------------------------------------------------- */
@@ -349,7 +343,7 @@ static intptr_t sizes_main(void *arg)
 Test(stack, per_spawn_stack_sizes, .timeout = 30)
 {
     for (unsigned workers = 1; workers <= 2; workers++)
-        CHECK(test_run(workers, sizes_main, NULL), ==, 1);
+        ASSERT_CMP(test_run(workers, sizes_main, NULL), ==, 1);
 }
 
 static intptr_t bad_sizes_main(void *arg)
@@ -370,7 +364,7 @@ static intptr_t bad_sizes_main(void *arg)
 
 Test(stack, stack_size_out_of_range, .timeout = 10)
 {
-    CHECK(test_run(1, bad_sizes_main, NULL), ==, 1);
+    ASSERT_CMP(test_run(1, bad_sizes_main, NULL), ==, 1);
 }
 
 /* The runtime's default stack size applies to spawns without a size. */
@@ -381,7 +375,7 @@ static intptr_t default_size_main(void *arg)
     intptr_t r = 0;
     ASSERT_OK(weft_spawn(&pid, use_proc, (void *)&big, NULL));
     ASSERT_OK(weft_join(pid, &r, WEFT_FOREVER));
-    CHECK(r, ==, expected_sum(big.use, 0xa5));
+    ASSERT_CMP(r, ==, expected_sum(big.use, 0xa5));
     return 1;
 }
 
@@ -393,5 +387,5 @@ Test(stack, runtime_default_stack_size, .timeout = 10)
     cfg.stack_size = 1 * MiB;
     intptr_t r = 0;
     ASSERT_OK(weft_run(default_size_main, NULL, &cfg, &r));
-    CHECK(r, ==, 1);
+    ASSERT_CMP(r, ==, 1);
 }

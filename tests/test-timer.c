@@ -8,24 +8,8 @@
 
 #include "test.h"
 
-/* Compares two integers and prints both on failure. */
-#define CHECK(a, op, b)                                                                     \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        cr_assert(a_ op b_, "%s = %lld, expected " #op " %s = %lld", #a, a_, #b, b_);      \
-    } while (0)
 
-#define MS INT64_C(1000000)
-#define US INT64_C(1000)
 
-/* CPU time (user + system) of the whole program, in ns. */
-static int64_t cpu_ns(void)
-{
-    struct rusage ru;
-    CHECK(getrusage(RUSAGE_SELF, &ru), ==, 0);
-    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
 
 static uint64_t rand_state;
 
@@ -100,7 +84,7 @@ static intptr_t mono_main(void *arg)
 Test(timer, now_is_monotonic_across_workers, .timeout = 20)
 {
     for (unsigned workers = 1; workers <= 2; workers++)
-        CHECK(test_run(workers, mono_main, NULL), ==, 1);
+        ASSERT_CMP(test_run(workers, mono_main, NULL), ==, 1);
 }
 
 /* ---- deadlines in the past ------------------------------------------------- */
@@ -147,7 +131,7 @@ static intptr_t past_main(void *arg)
 
 Test(timer, sleep_past_deadline_returns_at_once, .timeout = 10)
 {
-    CHECK(test_run(1, past_main, NULL), ==, 1);
+    ASSERT_CMP(test_run(1, past_main, NULL), ==, 1);
 }
 
 Test(timer, sleep_from_outside_thread, .timeout = 10)
@@ -208,7 +192,7 @@ Test(timer, deadlines_passing_while_blocking, .timeout = 30)
                          "%u workers: processes sleeping to deadlines 0-750 ns ahead hung: join "
                          "returned %d (%s) after 10 s; one had done %ld of %ld sleeps",
                          workers, rc, weft_strerror(rc), atomic_load(&near_done), n);
-            CHECK(r, ==, 1);
+            ASSERT_CMP(r, ==, 1);
         }
         ASSERT_OK(weft_stop(WEFT_FOREVER));
     }
@@ -253,7 +237,7 @@ static intptr_t order_main(void *arg)
     /* Upper bounds are generous: on a loaded 2-vCPU VM a whole program can
      * stall for 100 ms and more. */
     int64_t late_max = test_sanitized() ? 1000 * MS : 500 * MS;
-    CHECK(atomic_load(&order.logged), ==, ORDER_N);
+    ASSERT_CMP(atomic_load(&order.logged), ==, ORDER_N);
     for (int i = 0; i < ORDER_N; i++) {
         ASSERT_OK(order.rc[i]);
         cr_assert_geq(order.woke[i], order.deadline[i],
@@ -293,8 +277,8 @@ Test(timer, sleepers_wake_in_deadline_order, .timeout = 20)
     int64_t exact = 0;
     int64_t loose = test_sanitized() ? 50 * MS : 10 * MS;
     for (int rep = 0; rep < 5; rep++) {
-        CHECK(test_run(1, order_main, &exact), ==, 1);
-        CHECK(test_run(2, order_main, &loose), ==, 1);
+        ASSERT_CMP(test_run(1, order_main, &exact), ==, 1);
+        ASSERT_CMP(test_run(2, order_main, &loose), ==, 1);
     }
 }
 
@@ -325,9 +309,9 @@ static intptr_t many_main(void *arg)
     for (int i = 0; i < n; i++)
         ASSERT_OK(weft_spawn(&pids[i], many_sleeper, NULL, NULL));
     ASSERT_OK(weft_sleep(test_in_ms(5))); /* let any spawn still starting go to sleep */
-    int64_t t1 = weft_now(), c1 = cpu_ns();
+    int64_t t1 = weft_now(), c1 = test_cpu_ns();
     ASSERT_OK(weft_sleep(many_deadline - 50 * MS));
-    int64_t t2 = weft_now(), c2 = cpu_ns();
+    int64_t t2 = weft_now(), c2 = test_cpu_ns();
     cr_assert_eq(atomic_load(&many_woke), 0, "%d sleepers woke early", atomic_load(&many_woke));
     int64_t wall = t2 - t1, cpu = c2 - c1;
     cr_log_info("%d sleepers: %lld us of CPU in %lld us", n, (long long)(cpu / US), (long long)(wall / US));
@@ -338,7 +322,7 @@ static intptr_t many_main(void *arg)
                  (long long)(cpu / US), (long long)(wall / US), 100.0 * (double)cpu / (double)wall);
     for (int i = 0; i < n; i++)
         ASSERT_OK(weft_join(pids[i], NULL, WEFT_FOREVER));
-    CHECK(atomic_load(&many_woke), ==, n);
+    ASSERT_CMP(atomic_load(&many_woke), ==, n);
     cr_assert_eq(atomic_load(&many_early), 0, "%d of %d sleepers woke before the deadline",
                  atomic_load(&many_early), n);
     cr_assert_eq(atomic_load(&many_bad_rc), 0, "%d sleeps failed", atomic_load(&many_bad_rc));
@@ -348,7 +332,7 @@ static intptr_t many_main(void *arg)
 
 Test(timer, many_sleepers_cost_no_cpu, .timeout = 20)
 {
-    CHECK(test_run(2, many_main, NULL), ==, 1);
+    ASSERT_CMP(test_run(2, many_main, NULL), ==, 1);
 }
 
 /* ---- join deadlines -------------------------------------------------------- */
@@ -380,8 +364,8 @@ static void check_join_times_out(void)
     cr_assert_eq(r, 0, "a timed-out join stored a result (%ld)", (long)r);
 
     ASSERT_OK(weft_join(pid, &r, weft_now() + 5000 * MS));
-    CHECK(r, ==, 7);
-    CHECK(weft_now(), >=, child_until);
+    ASSERT_CMP(r, ==, 7);
+    ASSERT_CMP(weft_now(), >=, child_until);
     ASSERT_RC(weft_join(pid, &r, 0), -ESRCH);
 }
 
@@ -394,7 +378,7 @@ static intptr_t join_timeout_main(void *arg)
 Test(timer, join_deadline_times_out, .timeout = 20)
 {
     for (unsigned workers = 1; workers <= 2; workers++)
-        CHECK(test_run(workers, join_timeout_main, NULL), ==, 1);
+        ASSERT_CMP(test_run(workers, join_timeout_main, NULL), ==, 1);
     /* From a thread outside the runtime. */
     weft_config cfg;
     weft_config_init(&cfg);
@@ -426,7 +410,7 @@ static void join_race_round(void)
         ASSERT_OK(rc);
         race_outcomes[0]++;
     }
-    CHECK(r, ==, 7);
+    ASSERT_CMP(r, ==, 7);
 }
 
 static intptr_t join_race_main(void *arg)
@@ -482,7 +466,7 @@ Test(timer, shutdown_cancels_sleepers, .timeout = 20)
         atomic_store(&cancel_rc[0], 1);
         atomic_store(&cancel_rc[1], 1);
         int64_t t0 = weft_now();
-        CHECK(test_run(workers, cancel_main, NULL), ==, 1);
+        ASSERT_CMP(test_run(workers, cancel_main, NULL), ==, 1);
         int64_t took = weft_now() - t0;
         cr_assert_lt(took, 2000 * MS, "shutdown waited %lld ms for sleepers", (long long)(took / MS));
         ASSERT_RC(atomic_load(&cancel_rc[0]), -ECANCELED);
@@ -571,12 +555,12 @@ static intptr_t busy_main(void *arg)
 Test(timer, idle_worker_fires_busy_workers_timer_driver_elsewhere, .timeout = 20)
 {
     for (int rep = 0; rep < 5; rep++)
-        CHECK(test_run(2, busy_main, (void *)(intptr_t)1), ==, 1);
+        ASSERT_CMP(test_run(2, busy_main, (void *)(intptr_t)1), ==, 1);
 }
 
 Test(timer, idle_worker_fires_busy_workers_timer, .timeout = 20)
 {
     /* Everything starts on worker 0 while worker 1 idles. */
     for (int rep = 0; rep < 5; rep++)
-        CHECK(test_run(2, busy_main, (void *)(intptr_t)0), ==, 1);
+        ASSERT_CMP(test_run(2, busy_main, (void *)(intptr_t)0), ==, 1);
 }

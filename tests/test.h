@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,25 @@ static inline int test_sanitized(void)
 {
     const char *s = getenv("WEFT_SANITIZE");
     return s && s[0];
+}
+
+#define MS ((int64_t)1000000) /* nanoseconds */
+#define US ((int64_t)1000)
+
+/* Compares two integers and prints both on failure. */
+#define ASSERT_CMP(a, op, b)                                                                \
+    do {                                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
+        cr_assert(a_ op b_, "%s = %lld, expected " #op " %s = %lld", #a, a_, #b, b_);      \
+    } while (0)
+
+/* CPU time (user + system) of the whole program, in ns. */
+static inline int64_t test_cpu_ns(void)
+{
+    struct rusage ru;
+    ASSERT_CMP(getrusage(RUSAGE_SELF, &ru), ==, 0);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 /* Milliseconds from now, as a weft deadline. */
