@@ -9,7 +9,8 @@
 #include "bench.h"
 
 static const struct bench *const benches[] = {
-    &bench_switch, &bench_spawn, &bench_memory, &bench_idle,
+    &bench_switch, &bench_spawn, &bench_pingpong, &bench_ring, &bench_skynet, &bench_fanin,
+    &bench_memory, &bench_idle,
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 

@@ -81,11 +81,16 @@ typedef struct weft_config {
     /* Stack size of processes spawned without options. */
     size_t stack_size;
     /* Seed of the random source behind every scheduling choice (steal
-     * victims, later select order). 0: drawn from the clock. */
+     * victims, select order). 0: drawn from the clock. */
     uint64_t seed;
+    /* A signal (such as SIGQUIT, the default) that makes weft write the
+     * report of weft_dump to standard error and go on running; 0: none. It
+     * is installed only while the signal has its default disposition. */
+    int dump_signal;
 } weft_config;
 
-/* Fills *cfg with the defaults: workers 0 (auto), WEFT_STACK_DEFAULT, seed 0. */
+/* Fills *cfg with the defaults: workers 0 (auto), WEFT_STACK_DEFAULT, seed 0,
+ * dump_signal SIGQUIT. */
 WEFT_API void weft_config_init(weft_config *cfg);
 
 typedef intptr_t (*weft_proc_fn)(void *arg);
@@ -95,7 +100,14 @@ typedef intptr_t (*weft_proc_fn)(void *arg);
  * does, waiting for every other process to finish (their blocking calls
  * fail with -ECANCELED). Stores main_fn's result in *result (may be NULL).
  * cfg may be NULL for the defaults.
- * Returns 0, or: -EINVAL [misuse] (main_fn NULL, bad cfg), -E2BIG [misuse]
+ * Deadlock: when no process can ever run again (every process is blocked on
+ * channels or joins, no deadline or sleep is pending and no outside thread
+ * is inside a weft call), weft_run writes a report to standard error naming
+ * each blocked process, what it waits on, where it was spawned and the cycle
+ * of waits if there is one, cancels every process as weft_stop does and
+ * returns -EDEADLK. (Embedded runtimes, weft_start, cannot tell: an outside
+ * thread may always send later. weft_dump shows the same report.)
+ * Returns 0, or: -EDEADLK (see above), -EINVAL [misuse] (main_fn NULL, bad cfg), -E2BIG [misuse]
  * (cfg's stack size above WEFT_STACK_MAX), -EBUSY [misuse] (a runtime is
  * already running), -ENOMEM, -EAGAIN (a worker thread could not start). */
 WEFT_API int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *result);
@@ -166,6 +178,16 @@ WEFT_API void weft_spawn_opts_init(weft_spawn_opts *opts);
  * -ESHUTDOWN (no runtime). */
 WEFT_API int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts);
 
+/* weft_spawn, recording where it was called from (file:line, a string that
+ * must outlive the process) for diagnostics: the weft_spawn macro below
+ * passes the caller's position. (weft_spawn)(...) calls the plain function. */
+WEFT_API int weft_spawn_at(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
+                           const weft_spawn_opts *opts);
+#define WEFT__STR2(x) #x
+#define WEFT__STR(x) WEFT__STR2(x)
+#define weft_spawn(pid, fn, arg, opts) \
+    weft_spawn_at(__FILE__ ":" WEFT__STR(__LINE__), (pid), (fn), (arg), (opts))
+
 /* Waits until process pid returns (or calls weft_exit) and stores its result
  * in *result (may be NULL); the pid is then released. Only one caller may
  * join a process. From a thread outside the runtime it blocks that thread.
@@ -211,6 +233,124 @@ WEFT_API int weft_proc_name(weft_pid pid, char *buf, size_t len);
 /* Index (0..workers-1) of the worker running the calling process, or -EPERM
  * [misuse] when called from outside any process. */
 WEFT_API int weft_worker_id(void);
+
+/* ---- Channels --------------------------------------------------------------- */
+
+/* A channel handle: generation-checked, never 0. A stale, released or forged
+ * handle gives -EBADF, never a crash. */
+typedef uint64_t weft_chan;
+
+/* Largest element size, and largest buffer (capacity times element size). */
+#define WEFT_CHAN_ELEM_MAX ((size_t)64 * 1024)
+#define WEFT_CHAN_BUFFER_MAX ((size_t)1 << 30)
+
+/* Creates a channel of elements of elem_size bytes that buffers up to
+ * capacity of them; capacity 0 makes a rendezvous channel, where a send
+ * completes only when a receiver takes the element. Values are copied in
+ * and out; to move large data, send pointers and document that the receiver
+ * owns what it receives. The caller holds one reference (see
+ * weft_chan_release). Works from processes and outside threads.
+ * Errors: -EINVAL [misuse] (ch NULL, elem_size 0 or above
+ * WEFT_CHAN_ELEM_MAX), -E2BIG [misuse] (capacity * elem_size above
+ * WEFT_CHAN_BUFFER_MAX), -ENOMEM, -ECANCELED, -ESHUTDOWN. */
+WEFT_API int weft_chan_make(weft_chan *ch, size_t elem_size, size_t capacity);
+
+/* Sends the elem_size bytes at elem: into the buffer if it has room, or to a
+ * waiting receiver, or else waits until the deadline for either. Senders
+ * that wait are served in order.
+ * Errors: -EPIPE (the channel is closed, before or while waiting; the
+ * element was not sent), -ETIMEDOUT (deadline passed; not sent),
+ * -EBADF (bad handle, or the channel was destroyed while waiting),
+ * -EMSGSIZE [misuse] (size is not the channel's element size), -EINVAL
+ * [misuse] (elem NULL), -ECANCELED, -ENOMEM (no memory for the deadline's
+ * timer), -ESHUTDOWN. */
+WEFT_API int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline);
+
+/* Receives one element into elem: the oldest buffered one, or one from a
+ * waiting sender, or else waits until the deadline for one. A closed channel
+ * still hands out what it buffered; once empty, receives fail with -EPIPE.
+ * Errors: as weft_chan_send, with -EPIPE meaning closed and drained. */
+WEFT_API int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline);
+
+/* Closes the channel: later sends fail with -EPIPE; receivers drain the
+ * buffer, then get -EPIPE; waiting senders and receivers wake with -EPIPE.
+ * Closing does not release the caller's reference.
+ * Errors: -EPIPE [misuse] (already closed), -EBADF, -ESHUTDOWN. */
+WEFT_API int weft_chan_close(weft_chan ch);
+
+/* Takes one more reference on the channel, for a process that will release
+ * it on its own. Errors: -EBADF, -ESHUTDOWN. */
+WEFT_API int weft_chan_retain(weft_chan ch);
+
+/* Drops one reference. With the last one the channel is destroyed: its
+ * handle becomes stale (-EBADF), buffered elements are dropped and waiting
+ * senders and receivers wake with -EBADF. A channel still used by other
+ * processes is therefore safe to release as long as each holds its own
+ * reference (weft_chan_retain). The runtime's stop destroys every channel.
+ * Errors: -EBADF [misuse] (stale handle, or no reference left), -ESHUTDOWN. */
+WEFT_API int weft_chan_release(weft_chan ch);
+
+/* Elements buffered now (a snapshot), or -EBADF, -ESHUTDOWN. */
+WEFT_API int weft_chan_len(weft_chan ch);
+
+/* The channel's capacity, or -EBADF, -ESHUTDOWN. */
+WEFT_API int weft_chan_cap(weft_chan ch);
+
+/* ---- Select ------------------------------------------------------------------- */
+
+/* Kinds of select cases. Later layers add kinds (the mailbox, timers, file
+ * descriptors, process exits) to the same select. */
+enum {
+    WEFT_CASE_SEND = 1, /* send *buf (size bytes) on channel handle */
+    WEFT_CASE_RECV = 2  /* receive into buf (size bytes) from channel handle */
+};
+
+typedef struct weft_case {
+    int kind;          /* WEFT_CASE_* */
+    int disabled;      /* guard: nonzero leaves the case out of this select */
+    uint64_t handle;   /* the channel */
+    void *buf;         /* send: the element; receive: where it goes */
+    size_t size;       /* element size */
+    int result;        /* out, for the case that fired: 0, -EPIPE (closed) or
+                        * -EBADF (the channel was destroyed while waiting) */
+} weft_case;
+
+/* Case initialisers: weft_case cases[] = {WEFT_RECV(in, &v), WEFT_SEND(out, &w)}; */
+#define WEFT_SEND(ch, ptr) \
+    ((weft_case){.kind = WEFT_CASE_SEND, .handle = (ch), .buf = (void *)(ptr), .size = sizeof *(ptr)})
+#define WEFT_RECV(ch, ptr) \
+    ((weft_case){.kind = WEFT_CASE_RECV, .handle = (ch), .buf = (ptr), .size = sizeof *(ptr)})
+
+/* Policies of weft_select. */
+enum {
+    WEFT_SELECT_FAIR = 0,    /* uniformly random among the ready cases */
+    WEFT_SELECT_PRIORITY = 1 /* the first ready case in array order (occam's PRI ALT) */
+};
+
+/* Most cases in one select. */
+#define WEFT_SELECT_MAX 1024
+
+/* Waits until one of the n cases can complete, completes exactly that one
+ * and returns its index; its result field says how (a send or receive on a
+ * closed channel completes with -EPIPE). Disabled cases are ignored; with
+ * every case disabled it just waits for the deadline. A deadline of 0 makes
+ * it non-blocking. A process may send and receive on the same channel in
+ * one select; it never matches itself.
+ * Errors: -ETIMEDOUT (no case completed by the deadline), -EINVAL [misuse]
+ * (cases NULL, n 0 or above WEFT_SELECT_MAX, an unknown kind or policy, a
+ * NULL buf), -EBADF (an enabled case names a bad channel), -EMSGSIZE
+ * [misuse] (a size differs from its channel's element size), -ECANCELED,
+ * -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_select(weft_case *cases, size_t n, int policy, int64_t deadline);
+
+/* ---- Diagnostics ---------------------------------------------------------------- */
+
+/* Writes a report of every process to fd: pid, name, where it was spawned,
+ * and what it is blocked on (which channel, send or receive, which process
+ * it joins, a sleep). Safe to call from any thread while the runtime runs;
+ * the report is a snapshot that running processes may change under it.
+ * Errors: -EBADF (fd not writable), -ESHUTDOWN. */
+WEFT_API int weft_dump(int fd);
 
 #ifdef __cplusplus
 }

@@ -157,6 +157,17 @@ void *weft__handle_acquire(uint64_t handle, int type)
     }
 }
 
+void *weft__handle_peek(uint64_t handle, int type)
+{
+    struct slot *s = slot_at((uint32_t)handle);
+    if (!s || (uint32_t)handle == 0)
+        return NULL;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st >> 32 != handle >> 32 || (st & REFS_MASK) == 0 || (int)((st >> TYPE_SHIFT) & 0xFF) != type)
+        return NULL;
+    return atomic_load_explicit(&s->obj, memory_order_relaxed);
+}
+
 void weft__handle_retain(uint64_t handle)
 {
     uint64_t old = atomic_fetch_add_explicit(&slot_at((uint32_t)handle)->state, 1, memory_order_relaxed);

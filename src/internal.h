@@ -120,7 +120,7 @@ const char *weft__stack_guard_kind(void);
 
 /* ---- handle ---------------------------------------------------------------- */
 
-enum weft__handle_type { WEFT__HANDLE_PROC = 1 };
+enum weft__handle_type { WEFT__HANDLE_PROC = 1, WEFT__HANDLE_CHAN = 2 };
 
 /* A worker's private cache of free slot indices. */
 struct weft__handle_cache {
@@ -134,6 +134,10 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
 /* Takes a reference: returns the object, or NULL if the handle is stale,
  * forged, of another type or has no references left. */
 void *weft__handle_acquire(uint64_t handle, int type);
+/* The object named by handle, without taking a reference, or NULL. Only for
+ * type-stable objects (their memory stays an object of that type while the
+ * runtime runs), which the caller must re-check under their own lock. */
+void *weft__handle_peek(uint64_t handle, int type);
 /* Takes one more reference on a handle already held. */
 void weft__handle_retain(uint64_t handle);
 /* Drops n references; returns true when they were the last, in which case the
@@ -193,13 +197,36 @@ struct weft__proc;
  * claim a later wait. Exactly one wake, timeout or cancellation claims a wait. */
 enum { WEFT__WAIT_OPEN = 1, WEFT__WAIT_CLAIMED = 2, WEFT__WAIT_PHASE = 3 };
 
+/* What a wait is for, shown by weft_dump and the deadlock report. */
+enum weft__why {
+    WEFT__WHY_NONE,
+    WEFT__WHY_SLEEP,      /* obj unused */
+    WEFT__WHY_JOIN,       /* obj: the pid joined */
+    WEFT__WHY_CHAN_SEND,  /* obj: the channel */
+    WEFT__WHY_CHAN_RECV,
+    WEFT__WHY_SELECT      /* cases, ncases: the select's array */
+};
+
 struct weft__waiter {
     atomic_uint state;        /* sequence << 2 | phase */
     int result;               /* written by the claimer before the wake-up */
     struct weft__proc *proc;  /* the process waiting, or NULL for a thread */
     atomic_uint futex;        /* outside threads: 1 once woken */
     struct weft__waiter *next_thread, *prev_thread; /* waiting threads (shutdown) */
+    /* Diagnostics, written by the waiting side before it waits, read
+     * racily (relaxed) by weft_dump. */
+    atomic_int why;           /* enum weft__why */
+    _Atomic uint64_t why_obj;
+    _Atomic(const weft_case *) why_cases;
+    atomic_size_t why_ncases;
+    int64_t why_deadline;     /* the wait's deadline (-1: none) */
 };
+
+static inline void weft__wait_why(struct weft__waiter *w, enum weft__why why, uint64_t obj)
+{
+    atomic_store_explicit(&w->why, (int)why, memory_order_relaxed);
+    atomic_store_explicit(&w->why_obj, obj, memory_order_relaxed);
+}
 
 /* The waiter of the calling process or thread. */
 struct weft__waiter *weft__waiter_self(void);
@@ -217,6 +244,11 @@ int weft__wait(struct weft__waiter *w, int64_t deadline);
 /* Claims the wait named by ticket with result and wakes its owner; a woken
  * process runs next on the caller's worker. false: that wait is over. */
 bool weft__wake(struct weft__waiter *w, unsigned ticket, int result);
+/* weft__wake in two steps, for a waker that must finish its hand-over (copy
+ * a message into the waiter's buffer) between them: after a successful
+ * claim the waiter stays blocked until weft__wait_resume. */
+bool weft__wait_claim(struct weft__waiter *w, unsigned ticket, int result);
+void weft__wait_resume(struct weft__waiter *w);
 /* Claims whatever wait w is in, with -ECANCELED (runtime shutdown). */
 void weft__wait_cancel(struct weft__waiter *w);
 /* Cancels the waits of every waiting outside thread. */
@@ -226,16 +258,18 @@ void weft__wait_cancel_threads(void);
 
 enum { WEFT__RUNQ_SIZE = 256 };
 
-/* A bounded ring: the owner pushes at tail and pops at head; thieves take
- * from head. head is changed only by CAS; tail only by the owner. */
+/* A bounded ring: the owner pushes at tail (or at head) and pops at head;
+ * thieves take from head. head, (tag << 32) | index, is changed only by
+ * CAS; tail only by the owner. */
 struct weft__runq {
-    _Alignas(WEFT__CACHELINE) atomic_uint head;
+    _Alignas(WEFT__CACHELINE) _Atomic uint64_t head;
     _Alignas(WEFT__CACHELINE) atomic_uint tail;
     _Alignas(WEFT__CACHELINE) _Atomic(struct weft__proc *) slot[WEFT__RUNQ_SIZE];
 };
 
 void weft__runq_init(struct weft__runq *q);
 bool weft__runq_push(struct weft__runq *q, struct weft__proc *p);          /* owner */
+bool weft__runq_push_front(struct weft__runq *q, struct weft__proc *p);    /* owner */
 struct weft__proc *weft__runq_pop(struct weft__runq *q);                   /* owner */
 /* Owner: moves half of a full queue plus p into batch[]; returns how many. */
 uint32_t weft__runq_spill(struct weft__runq *q, struct weft__proc *p,
@@ -395,6 +429,7 @@ struct weft__proc {
     struct weft__waiter *joiner;       /* set before JOINING is published */
     unsigned joiner_ticket;
     int failure;                       /* -ENOMEM: it never ran for want of a stack */
+    const char *site;                  /* where it was spawned ("file:line"), or NULL */
     char name[WEFT_NAME_MAX];
 };
 
@@ -404,6 +439,15 @@ enum {
     WEFT__JOIN_JOINING = 4,   /* a joiner waits (joiner is set) */
     WEFT__JOIN_JOINED = 8     /* the join right was used */
 };
+
+/* The calling process, or NULL on a thread outside the runtime. */
+struct weft__proc *weft__proc_current(void);
+static inline bool weft__in_proc(void)
+{
+    return weft__proc_current() != NULL;
+}
+/* A random number from the calling worker's (or thread's) seeded stream. */
+uint64_t weft__rand(void);
 
 /* Entry of every process, called on its own stack by the scheduler. */
 _Noreturn void weft__proc_main(struct weft__proc *p);

@@ -123,10 +123,26 @@ void weft__proc_main(struct weft__proc *p)
     finish(p, p->fn(p->arg));
 }
 
-static struct weft__proc *current_proc(void)
+struct weft__proc *weft__proc_current(void)
 {
     struct weft__worker *w = weft__worker_current();
     return w ? w->current : NULL;
+}
+
+static struct weft__proc *current_proc(void)
+{
+    return weft__proc_current();
+}
+
+uint64_t weft__rand(void)
+{
+    static _Thread_local uint64_t thread_rng;
+    struct weft__worker *w = weft__worker_current();
+    if (w)
+        return weft__rand_next(&w->rng);
+    if (!thread_rng)
+        thread_rng = weft__rand_seed(weft__rt.seed, (uint64_t)(uintptr_t)&thread_rng);
+    return weft__rand_next(&thread_rng);
 }
 
 void weft_spawn_opts_init(weft_spawn_opts *opts)
@@ -138,7 +154,13 @@ void weft_spawn_opts_init(weft_spawn_opts *opts)
     opts->worker = -1;
 }
 
-int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts)
+int(weft_spawn)(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts)
+{
+    return weft_spawn_at(NULL, pid, fn, arg, opts);
+}
+
+int weft_spawn_at(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
+                  const weft_spawn_opts *opts)
 {
     weft_spawn_opts defaults;
     if (!opts) {
@@ -189,6 +211,8 @@ int weft_spawn(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts 
     p->result = 0;
     p->failure = 0;
     p->joiner = NULL;
+    p->site = site;
+    atomic_store_explicit(&p->waiter.why, WEFT__WHY_NONE, memory_order_relaxed);
     atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,
                           memory_order_relaxed);
     if (opts->name) {
@@ -261,6 +285,7 @@ static int join(weft_pid pid, intptr_t *result, int64_t deadline)
             break;
         weft__wait_abandon(me, p->joiner_ticket); /* state changed: look again */
     }
+    weft__wait_why(me, WEFT__WHY_JOIN, pid);
     int err = weft__wait(me, deadline);
     if (err) {
         /* Timed out or canceled: withdraw, so that a later join may try again. */
@@ -362,6 +387,7 @@ int weft_sleep(int64_t deadline)
     }
     struct weft__waiter *me = weft__waiter_self();
     weft__wait_open(me);
+    weft__wait_why(me, WEFT__WHY_SLEEP, 0);
     int err = weft__wait(me, deadline);
     return err == -ETIMEDOUT ? 0 : err;
 }

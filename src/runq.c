@@ -4,8 +4,13 @@
  * Items leave at head, by the owner (pop) or a thief (steal), each claiming
  * them with one compare-and-swap on head. A slot is read before the CAS that
  * claims it; the CAS fails if the owner could have reused the slot meanwhile,
- * because the owner only writes slots behind head + SIZE. Slots are atomics
- * with relaxed order for that reason (the racing read is discarded).
+ * because the owner only writes slots behind head + SIZE, or in front of
+ * head (push_front). Slots are atomics with relaxed order for that reason
+ * (the racing read is discarded).
+ *
+ * head is (tag << 32) | index. push_front moves the index back, which
+ * would let a thief's stale snapshot match again (ABA); it bumps the tag, so
+ * that such a compare-and-swap fails.
  */
 #include "internal.h"
 
@@ -13,22 +18,25 @@
 
 void weft__runq_init(struct weft__runq *q)
 {
-    atomic_init(&q->head, 0);
+    atomic_init(&q->head, (uint64_t)0);
     atomic_init(&q->tail, 0);
     for (int i = 0; i < SIZE; i++)
         atomic_init(&q->slot[i], NULL);
 }
 
+#define INDEX(head) ((uint32_t)(head))
+#define ADVANCE(head, n) (((head) & ~(uint64_t)UINT32_MAX) | (uint32_t)(INDEX(head) + (n)))
+
 uint32_t weft__runq_len(struct weft__runq *q)
 {
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t h = INDEX(atomic_load_explicit(&q->head, memory_order_acquire));
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
     return t - h;
 }
 
 bool weft__runq_push(struct weft__runq *q, struct weft__proc *p)
 {
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t h = INDEX(atomic_load_explicit(&q->head, memory_order_acquire));
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     if (t - h >= SIZE)
         return false;
@@ -37,15 +45,31 @@ bool weft__runq_push(struct weft__runq *q, struct weft__proc *p)
     return true;
 }
 
+bool weft__runq_push_front(struct weft__runq *q, struct weft__proc *p)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        if (t - INDEX(h) >= SIZE)
+            return false;
+        uint32_t front = INDEX(h) - 1;
+        atomic_store_explicit(&q->slot[front % SIZE], p, memory_order_relaxed);
+        uint64_t tagged = ((h >> 32) + 1) << 32 | front;
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, tagged, memory_order_release,
+                                                  memory_order_acquire))
+            return true;
+    }
+}
+
 struct weft__proc *weft__runq_pop(struct weft__runq *q)
 {
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     for (;;) {
         uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-        if (t == h)
+        if (t == INDEX(h))
             return NULL;
-        struct weft__proc *p = atomic_load_explicit(&q->slot[h % SIZE], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_acq_rel,
+        struct weft__proc *p = atomic_load_explicit(&q->slot[INDEX(h) % SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, ADVANCE(h, 1), memory_order_acq_rel,
                                                   memory_order_acquire))
             return p;
     }
@@ -53,14 +77,14 @@ struct weft__proc *weft__runq_pop(struct weft__runq *q)
 
 uint32_t weft__runq_spill(struct weft__runq *q, struct weft__proc *p, struct weft__proc **batch)
 {
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    uint32_t n = (t - h) / 2;
-    if (n == 0 || t - h < SIZE)
+    uint32_t n = (t - INDEX(h)) / 2;
+    if (n == 0 || t - INDEX(h) < SIZE)
         return 0; /* not full after all: a thief made room */
     for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&q->slot[(h + i) % SIZE], memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n, memory_order_acq_rel,
+        batch[i] = atomic_load_explicit(&q->slot[(INDEX(h) + i) % SIZE], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &h, ADVANCE(h, n), memory_order_acq_rel,
                                                  memory_order_acquire))
         return 0; /* thieves took some: the caller retries the push */
     batch[n] = p;
@@ -71,19 +95,20 @@ struct weft__proc *weft__runq_steal(struct weft__runq *q, struct weft__runq *vic
 {
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     for (;;) {
-        uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
+        uint64_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
         uint32_t vt = atomic_load_explicit(&victim->tail, memory_order_acquire);
-        uint32_t n = vt - h;
+        uint32_t n = vt - INDEX(h);
         n -= n / 2;
         if (n == 0)
             return NULL;
         if (n > SIZE / 2) /* inconsistent snapshot: head moved past our tail read */
             continue;
         for (uint32_t i = 0; i < n; i++) {
-            struct weft__proc *p = atomic_load_explicit(&victim->slot[(h + i) % SIZE], memory_order_relaxed);
+            struct weft__proc *p =
+                atomic_load_explicit(&victim->slot[(INDEX(h) + i) % SIZE], memory_order_relaxed);
             atomic_store_explicit(&q->slot[(t + i) % SIZE], p, memory_order_relaxed);
         }
-        if (!atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n, memory_order_acq_rel,
+        if (!atomic_compare_exchange_weak_explicit(&victim->head, &h, ADVANCE(h, n), memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
         /* Run the last one stolen; publish the others in our own queue. */

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "chan.h"
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -133,6 +133,7 @@ int weft_stop(int64_t deadline)
         weft__futex_wait(&weft__rt.stop_futex, seen, until);
     }
     weft__proc_reap_all();
+    weft__chan_pool_term();
     weft__sched_stop();
     weft__overflow_uninstall();
     weft__handle_table_term();
@@ -154,7 +155,7 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
     opts.name = "main";
     weft_pid pid;
     intptr_t r = 0;
-    err = weft_spawn(&pid, main_fn, arg, &opts);
+    err = weft_spawn_at(NULL, &pid, main_fn, arg, &opts);
     if (!err)
         err = weft_join(pid, &r, WEFT_FOREVER);
     int stop_err = weft_stop(WEFT_FOREVER);

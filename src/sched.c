@@ -274,6 +274,13 @@ static void ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
         p = atomic_exchange_explicit(&w->runnext, p, memory_order_acq_rel);
         if (!p)
             return;
+        /* The one displaced from run-next is the next most recent: it runs
+         * before older work (a spawn tree unwinds depth-first, so its
+         * memory stays bounded by its depth). */
+        if (weft__runq_push_front(&w->runq, p)) {
+            notify_local();
+            return;
+        }
     }
     local_push(w, p);
     notify_local();

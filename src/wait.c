@@ -65,6 +65,16 @@ bool weft__wake(struct weft__waiter *w, unsigned ticket, int result)
     return true;
 }
 
+bool weft__wait_claim(struct weft__waiter *w, unsigned ticket, int result)
+{
+    return claim(w, ticket, result);
+}
+
+void weft__wait_resume(struct weft__waiter *w)
+{
+    resume(w, true);
+}
+
 void weft__wait_abandon(struct weft__waiter *w, unsigned ticket)
 {
     unsigned expected = ticket;
@@ -156,11 +166,16 @@ int weft__wait(struct weft__waiter *w, int64_t deadline)
 {
     unsigned ticket = (atomic_load_explicit(&w->state, memory_order_relaxed) &
                        ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_OPEN;
+    w->why_deadline = deadline;
+    int result;
     if (!w->proc)
-        return wait_thread(w, ticket, deadline);
-    if (settle_early(w, ticket, deadline))
-        return w->result;
-    return wait_proc(w, ticket, deadline);
+        result = wait_thread(w, ticket, deadline);
+    else if (settle_early(w, ticket, deadline))
+        result = w->result;
+    else
+        result = wait_proc(w, ticket, deadline);
+    atomic_store_explicit(&w->why, WEFT__WHY_NONE, memory_order_relaxed);
+    return result;
 }
 
 void weft__wait_cancel_threads(void)

@@ -1,0 +1,503 @@
+/* chan.c: CSP channels of fixed-size elements, buffered or rendezvous.
+ *
+ * A channel is a ring buffer and two queues of waiting operations (senders,
+ * receivers), under one spinlock. A waiting operation (struct weft__chan_op)
+ * lives on its waiter's stack; whoever completes it unlinks it, claims its
+ * wait (weft__wait_claim: exactly one completion, timeout, cancellation or
+ * destruction wins), copies the element and wakes it. An op whose wait was
+ * already claimed elsewhere (a select fired by another case) is unlinked and
+ * skipped. Invariants under the lock: senders wait only while the buffer is
+ * full, receivers only while it is empty; a closed channel has no waiters.
+ *
+ * Lifetime. User references are the handle's references; the last release
+ * destroys the channel. Operations do not take references: channel blocks
+ * are type-stable (recycled only as channels, freed at runtime stop), so an
+ * operation peeks the handle table, locks the block and checks that its
+ * handle is still the one it was given. A destroyed channel fails that check
+ * with -EBADF; the destruction has woken (and unlinked) every waiter.
+ */
+#include <string.h>
+
+#include "chan.h"
+
+static weft__spinlock pool_lock;
+static struct weft__chan *pool_free;  /* recycled blocks */
+static struct weft__chan *pool_all;   /* every block, for the runtime's stop */
+
+static struct weft__chan *chan_alloc(void)
+{
+    weft__spin_lock(&pool_lock);
+    struct weft__chan *c = pool_free;
+    if (c)
+        pool_free = c->next_free;
+    weft__spin_unlock(&pool_lock);
+    if (c)
+        return c;
+    c = weft__calloc(sizeof *c);
+    if (!c)
+        return NULL;
+    weft__spin_lock(&pool_lock);
+    c->next_all = pool_all;
+    pool_all = c;
+    weft__spin_unlock(&pool_lock);
+    return c;
+}
+
+static void chan_recycle(struct weft__chan *c)
+{
+    weft__spin_lock(&pool_lock);
+    c->next_free = pool_free;
+    pool_free = c;
+    weft__spin_unlock(&pool_lock);
+}
+
+void weft__chan_pool_term(void)
+{
+    while (pool_all) {
+        struct weft__chan *c = pool_all;
+        pool_all = c->next_all;
+        if (c->buf && c->buf != c->inline_buf)
+            weft__free(c->buf, (size_t)c->cap * c->elem_size);
+        weft__free(c, sizeof *c);
+    }
+    pool_free = NULL;
+}
+
+/* ---- queues of waiting operations --------------------------------------------- */
+
+static void opq_push(struct weft__chanq *q, struct weft__chan_op *op)
+{
+    op->next = NULL;
+    op->prev = q->tail;
+    if (q->tail)
+        q->tail->next = op;
+    else
+        __atomic_store_n(&q->head, op, __ATOMIC_RELAXED);
+    q->tail = op;
+    op->linked = true;
+}
+
+static void opq_unlink(struct weft__chanq *q, struct weft__chan_op *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        __atomic_store_n(&q->head, op->next, __ATOMIC_RELAXED);
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        q->tail = op->prev;
+    op->linked = false;
+}
+
+/* Pops the first op whose wait can still be claimed, and claims it with its
+ * case index as the wait's result; ops claimed elsewhere are dropped. */
+static struct weft__chan_op *opq_claim(struct weft__chanq *q)
+{
+    struct weft__chan_op *op;
+    while ((op = q->head)) {
+        opq_unlink(q, op);
+        if (weft__wait_claim(op->waiter, op->ticket, op->index))
+            return op;
+    }
+    return NULL;
+}
+
+/* ---- the operations on a locked channel ----------------------------------------- */
+
+static inline unsigned char *slot(struct weft__chan *c, uint32_t i)
+{
+    return c->buf + (size_t)i * c->elem_size;
+}
+
+static void note_user(struct weft__chan *c)
+{
+    weft_pid me = weft_self();
+    if (me && c->last_user != me) {
+        c->prev_user = c->last_user;
+        c->last_user = me;
+    }
+}
+
+void weft__handoff_finish(struct weft__handoff *h)
+{
+    struct weft__chan_op *peer = h->peer;
+    if (!peer)
+        return;
+    if (h->n)
+        memcpy(h->dst, h->src, h->n);
+    peer->status = 0;
+    weft__wait_resume(peer->waiter);
+}
+
+bool weft__chan_try_send(struct weft__chan *c, const void *src, int *status, struct weft__handoff *h)
+{
+    note_user(c);
+    if (c->closed) {
+        *status = -EPIPE;
+        return true;
+    }
+    struct weft__chan_op *r = opq_claim(&c->recvq);
+    if (r) {
+        *h = (struct weft__handoff){.peer = r, .dst = r->buf, .src = src, .n = c->elem_size};
+        *status = 0;
+        return true;
+    }
+    if (c->count < c->cap) {
+        uint32_t tail = c->head + c->count;
+        if (tail >= c->cap)
+            tail -= c->cap;
+        memcpy(slot(c, tail), src, c->elem_size);
+        __atomic_store_n(&c->count, c->count + 1, __ATOMIC_RELAXED);
+        *status = 0;
+        return true;
+    }
+    return false;
+}
+
+bool weft__chan_try_recv(struct weft__chan *c, void *dst, int *status, struct weft__handoff *h)
+{
+    note_user(c);
+    if (c->count > 0) {
+        memcpy(dst, slot(c, c->head), c->elem_size);
+        /* A waiting sender means a full buffer: its element takes the slot
+         * just emptied, which is the tail. */
+        struct weft__chan_op *s = opq_claim(&c->sendq);
+        if (s) {
+            memcpy(slot(c, c->head), s->buf, c->elem_size);
+            *h = (struct weft__handoff){.peer = s};
+        } else {
+            __atomic_store_n(&c->count, c->count - 1, __ATOMIC_RELAXED);
+        }
+        if (++c->head == c->cap)
+            c->head = 0;
+        *status = 0;
+        return true;
+    }
+    struct weft__chan_op *s = opq_claim(&c->sendq);
+    if (s) {
+        *h = (struct weft__handoff){.peer = s, .dst = dst, .src = s->buf, .n = c->elem_size};
+        *status = 0;
+        return true;
+    }
+    if (c->closed) {
+        *status = -EPIPE;
+        return true;
+    }
+    return false;
+}
+
+void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op)
+{
+    opq_push(send ? &c->sendq : &c->recvq, op);
+}
+
+void weft__chan_disarm(struct weft__chan *c, bool send, struct weft__chan_op *op)
+{
+    if (op->linked)
+        opq_unlink(send ? &c->sendq : &c->recvq, op);
+}
+
+/* Unlinks every waiter, claims each and returns the claimed ones as a list
+ * (through next) for wake_all, once the lock is dropped. */
+static struct weft__chan_op *claim_all(struct weft__chan *c)
+{
+    struct weft__chan_op *woken = NULL, *op;
+    struct weft__chanq *queues[2] = {&c->sendq, &c->recvq};
+    for (int i = 0; i < 2; i++) {
+        while ((op = opq_claim(queues[i]))) {
+            op->next = woken;
+            woken = op;
+        }
+    }
+    return woken;
+}
+
+static void wake_all(struct weft__chan_op *op, int status)
+{
+    while (op) {
+        struct weft__chan_op *next = op->next; /* op is gone once resumed */
+        op->status = status;
+        weft__wait_resume(op->waiter);
+        op = next;
+    }
+}
+
+/* ---- handles --------------------------------------------------------------------- */
+
+struct weft__chan *weft__chan_find(uint64_t ch)
+{
+    return weft__handle_peek(ch, WEFT__HANDLE_CHAN);
+}
+
+int weft__chan_check(struct weft__chan *c, uint64_t ch, size_t size)
+{
+    if (c->handle != ch)
+        return -EBADF;
+    if (size != c->elem_size)
+        return weft__misuse(-EMSGSIZE, "channel %#llx carries %u-byte elements, not %zu",
+                            (unsigned long long)ch, c->elem_size, size);
+    return 0;
+}
+
+/* Finds and locks the channel named ch, checking the element size. */
+static struct weft__chan *lock_checked(weft_chan ch, size_t size, int *err)
+{
+    struct weft__chan *c = weft__chan_find(ch);
+    if (!c) {
+        *err = -EBADF;
+        return NULL;
+    }
+    weft__spin_lock(&c->lock);
+    if ((*err = weft__chan_check(c, ch, size)) != 0) {
+        weft__spin_unlock(&c->lock);
+        return NULL;
+    }
+    return c;
+}
+
+/* Runs call from a process, or from an outside thread counted as inside the
+ * runtime (its waits block the thread; see weft__outside_enter). */
+#define FROM_ANYWHERE(call)                                                     \
+    do {                                                                        \
+        if (weft__in_proc())                                                    \
+            return call;                                                        \
+        int err_ = weft__outside_enter(true);                                   \
+        if (err_)                                                               \
+            return err_;                                                        \
+        err_ = call;                                                            \
+        weft__outside_leave();                                                  \
+        return err_;                                                            \
+    } while (0)
+
+/* ---- the public calls -------------------------------------------------------------- */
+
+static int chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
+{
+    if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING)
+        return -ECANCELED;
+    struct weft__chan *c = chan_alloc();
+    if (!c)
+        return -ENOMEM;
+    size_t bytes = capacity * elem_size;
+    unsigned char *buf = c->inline_buf;
+    if (bytes > sizeof c->inline_buf && !(buf = weft__alloc(bytes))) {
+        chan_recycle(c);
+        return -ENOMEM;
+    }
+    struct weft__worker *w = weft__worker_current();
+    uint64_t handle;
+    if (weft__handle_alloc(w ? &w->handles : NULL, c, WEFT__HANDLE_CHAN, 1, &handle) != 0) {
+        if (buf != c->inline_buf)
+            weft__free(buf, bytes);
+        chan_recycle(c);
+        return -ENOMEM;
+    }
+    /* The handle is published before these stores, but every use of the
+     * block checks c->handle under the lock, written last. */
+    weft__spin_lock(&c->lock);
+    __atomic_store_n(&c->elem_size, (uint32_t)elem_size, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->cap, (uint32_t)capacity, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->count, 0, __ATOMIC_RELAXED);
+    c->head = 0;
+    __atomic_store_n(&c->closed, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->sendq.head, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->recvq.head, NULL, __ATOMIC_RELAXED);
+    c->sendq.tail = c->recvq.tail = NULL;
+    c->last_user = c->prev_user = 0;
+    c->buf = buf;
+    __atomic_store_n(&c->handle, handle, __ATOMIC_RELEASE);
+    weft__spin_unlock(&c->lock);
+    *ch = handle;
+    return 0;
+}
+
+int weft_chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
+{
+    if (!ch)
+        return weft__misuse(-EINVAL, "weft_chan_make: ch is NULL");
+    if (elem_size == 0 || elem_size > WEFT_CHAN_ELEM_MAX)
+        return weft__misuse(-EINVAL, "weft_chan_make: element size %zu outside 1..%zu", elem_size,
+                            WEFT_CHAN_ELEM_MAX);
+    if (capacity > WEFT_CHAN_BUFFER_MAX / elem_size)
+        return weft__misuse(-E2BIG, "weft_chan_make: %zu elements of %zu bytes exceed %zu bytes",
+                            capacity, elem_size, WEFT_CHAN_BUFFER_MAX);
+    FROM_ANYWHERE(chan_make(ch, elem_size, capacity));
+}
+
+/* Waits with op queued on c (locked by the caller, unlocked here). */
+static int wait_on(struct weft__chan *c, bool send, struct weft__chan_op *op, weft_chan ch,
+                   int64_t deadline)
+{
+    struct weft__waiter *me = op->waiter;
+    op->ticket = weft__wait_open(me);
+    weft__chan_arm(c, send, op);
+    weft__spin_unlock(&c->lock);
+    weft__wait_why(me, send ? WEFT__WHY_CHAN_SEND : WEFT__WHY_CHAN_RECV, ch);
+    int r = weft__wait(me, deadline);
+    if (r >= 0)
+        return op->status; /* completed: its completer unlinked it */
+    weft__spin_lock(&c->lock);
+    weft__chan_disarm(c, send, op);
+    weft__spin_unlock(&c->lock);
+    return r;
+}
+
+static int chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
+{
+    if (deadline == 0) { /* non-blocking send on a full channel: no lock needed */
+        struct weft__chan *c = weft__chan_find(ch);
+        if (c && weft__chan_full_unlocked(c, ch, size))
+            return -ETIMEDOUT;
+    }
+    int err;
+    struct weft__chan *c = lock_checked(ch, size, &err);
+    if (!c)
+        return err;
+    struct weft__handoff h = {0};
+    if (weft__chan_try_send(c, elem, &err, &h)) {
+        weft__spin_unlock(&c->lock);
+        weft__handoff_finish(&h);
+        return err;
+    }
+    if (deadline == 0) {
+        weft__spin_unlock(&c->lock);
+        return -ETIMEDOUT;
+    }
+    struct weft__chan_op op = {.waiter = weft__waiter_self(), .buf = (void *)(uintptr_t)elem};
+    return wait_on(c, true, &op, ch, deadline);
+}
+
+int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
+{
+    if (!elem)
+        return weft__misuse(-EINVAL, "weft_chan_send: elem is NULL");
+    FROM_ANYWHERE(chan_send(ch, elem, size, deadline));
+}
+
+static int chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
+{
+    if (deadline == 0) { /* non-blocking receive on an empty channel: no lock, no store */
+        struct weft__chan *c = weft__chan_find(ch);
+        if (c && weft__chan_empty_unlocked(c, ch, size))
+            return -ETIMEDOUT;
+    }
+    int err;
+    struct weft__chan *c = lock_checked(ch, size, &err);
+    if (!c)
+        return err;
+    struct weft__handoff h = {0};
+    if (weft__chan_try_recv(c, elem, &err, &h)) {
+        weft__spin_unlock(&c->lock);
+        weft__handoff_finish(&h);
+        return err;
+    }
+    if (deadline == 0) {
+        weft__spin_unlock(&c->lock);
+        return -ETIMEDOUT;
+    }
+    struct weft__chan_op op = {.waiter = weft__waiter_self(), .buf = elem};
+    return wait_on(c, false, &op, ch, deadline);
+}
+
+int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
+{
+    if (!elem)
+        return weft__misuse(-EINVAL, "weft_chan_recv: elem is NULL");
+    FROM_ANYWHERE(chan_recv(ch, elem, size, deadline));
+}
+
+static int chan_close(weft_chan ch)
+{
+    struct weft__chan *c = weft__chan_find(ch);
+    if (!c)
+        return weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
+    weft__spin_lock(&c->lock);
+    if (c->handle != ch) {
+        weft__spin_unlock(&c->lock);
+        return weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
+    }
+    if (c->closed) {
+        weft__spin_unlock(&c->lock);
+        return weft__misuse(-EPIPE, "weft_chan_close: channel %#llx is already closed",
+                            (unsigned long long)ch);
+    }
+    __atomic_store_n(&c->closed, true, __ATOMIC_RELAXED);
+    struct weft__chan_op *woken = claim_all(c);
+    weft__spin_unlock(&c->lock);
+    wake_all(woken, -EPIPE);
+    return 0;
+}
+
+int weft_chan_close(weft_chan ch)
+{
+    FROM_ANYWHERE(chan_close(ch));
+}
+
+static int chan_retain(weft_chan ch)
+{
+    /* A reference taken through the table, then kept: one more user. */
+    if (!weft__handle_acquire(ch, WEFT__HANDLE_CHAN))
+        return weft__misuse(-EBADF, "weft_chan_retain: no channel %#llx", (unsigned long long)ch);
+    return 0;
+}
+
+int weft_chan_retain(weft_chan ch)
+{
+    FROM_ANYWHERE(chan_retain(ch));
+}
+
+static void destroy(struct weft__chan *c)
+{
+    weft__spin_lock(&c->lock);
+    __atomic_store_n(&c->handle, 0, __ATOMIC_RELAXED);
+    struct weft__chan_op *woken = claim_all(c);
+    unsigned char *buf = c->buf;
+    size_t bytes = (size_t)c->cap * c->elem_size;
+    c->buf = NULL;
+    __atomic_store_n(&c->count, 0, __ATOMIC_RELAXED);
+    weft__spin_unlock(&c->lock);
+    wake_all(woken, -EBADF);
+    if (buf != c->inline_buf)
+        weft__free(buf, bytes);
+    chan_recycle(c);
+}
+
+static int chan_release(weft_chan ch)
+{
+    /* Take a reference first, so that a stale handle is refused rather than
+     * releasing someone else's reference. */
+    struct weft__chan *c = weft__handle_acquire(ch, WEFT__HANDLE_CHAN);
+    if (!c)
+        return weft__misuse(-EBADF, "weft_chan_release: no channel %#llx", (unsigned long long)ch);
+    struct weft__worker *w = weft__worker_current();
+    if (weft__handle_release(w ? &w->handles : NULL, ch, 2))
+        destroy(c);
+    return 0;
+}
+
+int weft_chan_release(weft_chan ch)
+{
+    FROM_ANYWHERE(chan_release(ch));
+}
+
+static int chan_query(weft_chan ch, bool cap)
+{
+    struct weft__chan *c = weft__chan_find(ch);
+    if (!c)
+        return -EBADF;
+    weft__spin_lock(&c->lock);
+    int r = c->handle != ch ? -EBADF : (int)(cap ? c->cap : c->count);
+    weft__spin_unlock(&c->lock);
+    return r;
+}
+
+int weft_chan_len(weft_chan ch)
+{
+    FROM_ANYWHERE(chan_query(ch, false));
+}
+
+int weft_chan_cap(weft_chan ch)
+{
+    FROM_ANYWHERE(chan_query(ch, true));
+}

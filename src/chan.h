@@ -1,0 +1,98 @@
+/* chan.h: the channel layer's internals, shared by chan.c and select.c. */
+#ifndef WEFT_CHAN_H
+#define WEFT_CHAN_H
+
+#include "internal.h"
+
+/* A waiting send or receive: on its waiter's stack, linked in a channel's
+ * queue under the channel's lock. Whoever unlinks it and claims its wait
+ * (with index as the wait's result) completes it: writes status, then
+ * resumes the waiter. */
+struct weft__chan_op {
+    struct weft__chan_op *next, *prev;
+    struct weft__waiter *waiter;
+    unsigned ticket;
+    int index;       /* the select case it stands for (0 for a plain op) */
+    int status;      /* set by the completer: 0, -EPIPE (closed), -EBADF (destroyed) */
+    bool linked;     /* in a queue; read and written under the channel's lock */
+    void *buf;       /* the element to send, or where to receive it */
+};
+
+/* head is also read without the lock (relaxed), by the non-blocking checks. */
+struct weft__chanq {
+    struct weft__chan_op *head, *tail;
+};
+
+enum { WEFT__CHAN_INLINE = 64 }; /* buffers up to this size live in the block */
+
+struct weft__chan {
+    weft__spinlock lock;
+    uint32_t elem_size, cap;
+    uint64_t handle;            /* names the channel; 0 once destroyed. Written
+                                   under the lock, read also without it */
+    uint32_t count, head;       /* buffered elements; index of the oldest */
+    bool closed;
+    struct weft__chanq sendq, recvq;
+    weft_pid last_user, prev_user; /* the two processes that used it last
+                                      (deadlock report) */
+    unsigned char *buf;
+    struct weft__chan *next_free, *next_all;
+    unsigned char inline_buf[WEFT__CHAN_INLINE];
+};
+
+/* Work a completed operation leaves for after the unlock: copy n bytes from
+ * src to dst, then wake peer (whose wait is claimed already). */
+struct weft__handoff {
+    struct weft__chan_op *peer;
+    void *dst;
+    const void *src;
+    size_t n;
+};
+
+/* The block named by handle ch, unlocked and unchecked (see chan.c), or NULL. */
+struct weft__chan *weft__chan_find(uint64_t ch);
+/* With c locked: 0 if c is still ch and carries size-byte elements, or
+ * -EBADF / -EMSGSIZE. */
+int weft__chan_check(struct weft__chan *c, uint64_t ch, size_t size);
+/* With c locked: completes a send of src / a receive into dst now if it can
+ * (true; *status is 0 or -EPIPE), leaving work in *h for after the unlock. */
+bool weft__chan_try_send(struct weft__chan *c, const void *src, int *status, struct weft__handoff *h);
+bool weft__chan_try_recv(struct weft__chan *c, void *dst, int *status, struct weft__handoff *h);
+void weft__handoff_finish(struct weft__handoff *h);
+/* With c locked: queues op / removes it if it is still queued. */
+void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op);
+void weft__chan_disarm(struct weft__chan *c, bool send, struct weft__chan_op *op);
+/* Frees every channel block (runtime stop). */
+void weft__chan_pool_term(void);
+
+/* Lock-free answers for non-blocking calls (Go's chan empty/full checks):
+ * true only if c was ch, open, with size-byte elements and had nothing to
+ * receive (or no room to send) at one moment. closed is read last: a channel
+ * never reopens, so open then means open at the earlier reads too. */
+static inline bool weft__chan_empty_unlocked(struct weft__chan *c, uint64_t ch, size_t size)
+{
+    if (__atomic_load_n(&c->handle, __ATOMIC_ACQUIRE) != ch ||
+        __atomic_load_n(&c->elem_size, __ATOMIC_RELAXED) != size)
+        return false;
+    uint32_t cap = __atomic_load_n(&c->cap, __ATOMIC_RELAXED);
+    bool empty = cap == 0 ? !__atomic_load_n(&c->sendq.head, __ATOMIC_RELAXED)
+                             : __atomic_load_n(&c->count, __ATOMIC_RELAXED) == 0;
+    atomic_thread_fence(memory_order_acquire);
+    return empty && !__atomic_load_n(&c->closed, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&c->handle, __ATOMIC_RELAXED) == ch;
+}
+
+static inline bool weft__chan_full_unlocked(struct weft__chan *c, uint64_t ch, size_t size)
+{
+    if (__atomic_load_n(&c->handle, __ATOMIC_ACQUIRE) != ch ||
+        __atomic_load_n(&c->elem_size, __ATOMIC_RELAXED) != size)
+        return false;
+    uint32_t cap = __atomic_load_n(&c->cap, __ATOMIC_RELAXED);
+    bool full = cap == 0 ? !__atomic_load_n(&c->recvq.head, __ATOMIC_RELAXED)
+                            : __atomic_load_n(&c->count, __ATOMIC_RELAXED) == cap;
+    atomic_thread_fence(memory_order_acquire);
+    return full && !__atomic_load_n(&c->closed, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&c->handle, __ATOMIC_RELAXED) == ch;
+}
+
+#endif
