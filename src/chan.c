@@ -113,9 +113,9 @@ static inline unsigned char *slot(struct weft__chan *c, uint32_t i)
 static void note_user(struct weft__chan *c)
 {
     weft_pid me = weft_self();
-    if (me && c->last_user != me) {
-        c->prev_user = c->last_user;
-        c->last_user = me;
+    if (me && c->last_user != me) { /* atomic for weft_dump, which reads without the lock */
+        __atomic_store_n(&c->prev_user, c->last_user, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->last_user, me, __ATOMIC_RELAXED);
     }
 }
 
@@ -304,7 +304,8 @@ static int chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
     __atomic_store_n(&c->sendq.head, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&c->recvq.head, NULL, __ATOMIC_RELAXED);
     c->sendq.tail = c->recvq.tail = NULL;
-    c->last_user = c->prev_user = 0;
+    __atomic_store_n(&c->last_user, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->prev_user, 0, __ATOMIC_RELAXED);
     c->buf = buf;
     __atomic_store_n(&c->handle, handle, __ATOMIC_RELEASE);
     weft__spin_unlock(&c->lock);

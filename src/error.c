@@ -15,7 +15,7 @@ const char *weft_strerror(int err)
     case -ECANCELED: return "canceled: the runtime is shutting down";
     case -ESHUTDOWN: return "no runtime is running";
     case -EBUSY: return "busy: a runtime is running or still holds resources";
-    case -EDEADLK: return "deadlock: the call would wait for itself";
+    case -EDEADLK: return "deadlock: the call or the program would wait forever";
     case -EPERM: return "not allowed from this context";
     case -E2BIG: return "argument too large";
     case -EAGAIN: return "resource temporarily unavailable";

@@ -373,6 +373,13 @@ struct weft__runtime {
      * has left its stack (exit_hook, on the next context). */
     void (*unstarted_hook)(struct weft__worker *, struct weft__proc *);
     void (*exit_hook)(struct weft__worker *, struct weft__proc *);
+    /* The debug layer's hook: the last worker is parking, with nothing to
+     * run and no timer armed anywhere (called on that worker, no lock held). */
+    void (*stall_hook)(void);
+
+    /* weft_run: RUN_* of runtime.c, the word its thread waits on. */
+    atomic_uint run_state;
+    atomic_bool detect_deadlock;               /* weft_run with detection on */
 };
 
 extern struct weft__runtime weft__rt;
@@ -430,6 +437,7 @@ struct weft__proc {
     unsigned joiner_ticket;
     int failure;                       /* -ENOMEM: it never ran for want of a stack */
     const char *site;                  /* where it was spawned ("file:line"), or NULL */
+    bool is_main;                      /* weft_run's main process */
     char name[WEFT_NAME_MAX];
 };
 
@@ -449,8 +457,15 @@ static inline bool weft__in_proc(void)
 /* A random number from the calling worker's (or thread's) seeded stream. */
 uint64_t weft__rand(void);
 
+/* weft_spawn_at; is_main marks weft_run's main process. */
+int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
+                const weft_spawn_opts *opts, bool is_main);
+
 /* Entry of every process, called on its own stack by the scheduler. */
 _Noreturn void weft__proc_main(struct weft__proc *p);
+/* Calls fn on every process of the table (ended ones not yet joined too),
+ * each kept alive during its call. */
+void weft__proc_foreach(void (*fn)(struct weft__proc *p, void *arg), void *arg);
 /* Ends every remaining process's waits with -ECANCELED. */
 void weft__proc_cancel_all(void);
 /* Frees the processes that ended and were never joined (runtime stop). */
@@ -463,6 +478,16 @@ int weft__proc_layer_init(void);
  * -ESHUTDOWN (no runtime), -ECANCELED (stopping, unless allowed). */
 int weft__outside_enter(bool allow_stopping);
 void weft__outside_leave(void);
+
+/* weft_run's main process has ended (called by the proc layer). */
+void weft__runtime_main_ended(void);
+/* The deadlock detector found that no process can run again: weft_run
+ * stops the runtime and returns -EDEADLK. */
+void weft__runtime_deadlocked(void);
+
+/* debug.c: the deadlock detector and the dump (weft_dump, dump_signal). */
+int weft__debug_start(int dump_signal);
+void weft__debug_stop(void);
 
 /* overflow.c */
 int weft__overflow_install(void);

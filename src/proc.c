@@ -91,6 +91,8 @@ static void mark_dead(struct weft__proc *p)
     unsigned old = atomic_fetch_or_explicit(&p->join_state, WEFT__JOIN_DEAD, memory_order_acq_rel);
     if (old & WEFT__JOIN_JOINING)
         weft__wake(p->joiner, p->joiner_ticket, 0);
+    if (p->is_main)
+        weft__runtime_main_ended();
 }
 
 /* After the switch away from an ended process: drop its running reference. */
@@ -156,11 +158,17 @@ void weft_spawn_opts_init(weft_spawn_opts *opts)
 
 int(weft_spawn)(weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *opts)
 {
-    return weft_spawn_at(NULL, pid, fn, arg, opts);
+    return weft__spawn(NULL, pid, fn, arg, opts, false);
 }
 
 int weft_spawn_at(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
                   const weft_spawn_opts *opts)
+{
+    return weft__spawn(site, pid, fn, arg, opts, false);
+}
+
+int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
+                const weft_spawn_opts *opts, bool is_main)
 {
     weft_spawn_opts defaults;
     if (!opts) {
@@ -212,6 +220,7 @@ int weft_spawn_at(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->failure = 0;
     p->joiner = NULL;
     p->site = site;
+    p->is_main = is_main;
     atomic_store_explicit(&p->waiter.why, WEFT__WHY_NONE, memory_order_relaxed);
     atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,
                           memory_order_relaxed);
@@ -424,6 +433,24 @@ static void release_handle(struct weft__proc *p, uint64_t handle, uint32_t n)
 {
     if (weft__handle_release(NULL, handle, n))
         proc_free(NULL, p);
+}
+
+struct foreach_call {
+    void (*fn)(struct weft__proc *p, void *arg);
+    void *arg;
+};
+
+static void foreach_one(void *obj, uint64_t handle, void *arg)
+{
+    struct foreach_call *call = arg;
+    call->fn(obj, call->arg);
+    release_handle(obj, handle, 1);
+}
+
+void weft__proc_foreach(void (*fn)(struct weft__proc *p, void *arg), void *arg)
+{
+    struct foreach_call call = {fn, arg};
+    weft__handle_foreach(WEFT__HANDLE_PROC, foreach_one, &call);
 }
 
 static void cancel_one(void *obj, uint64_t handle, void *arg)

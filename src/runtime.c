@@ -8,6 +8,7 @@
  * the workers and frees what the runtime held.
  */
 #include <limits.h>
+#include <signal.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ void weft_config_init(weft_config *cfg)
         return;
     memset(cfg, 0, sizeof *cfg);
     cfg->stack_size = WEFT_STACK_DEFAULT;
+    cfg->dump_signal = SIGQUIT;
 }
 
 static unsigned cpus_available(void)
@@ -63,6 +65,9 @@ int weft_start(const weft_config *cfg)
     }
     if (cfg->workers > WEFT_WORKERS_MAX)
         return weft__misuse(-EINVAL, "weft_start: %u workers, at most %d", cfg->workers, WEFT_WORKERS_MAX);
+    if (cfg->dump_signal < 0 || cfg->dump_signal >= NSIG || cfg->dump_signal == SIGSEGV ||
+        cfg->dump_signal == SIGKILL || cfg->dump_signal == SIGSTOP)
+        return weft__misuse(-EINVAL, "weft_start: dump_signal %d cannot be used", cfg->dump_signal);
     int cls = weft__stack_class(cfg->stack_size);
     if (cls < 0)
         return weft__misuse(cls, "weft_start: stack size %zu outside %zu..%zu", cfg->stack_size,
@@ -90,6 +95,8 @@ int weft_start(const weft_config *cfg)
         err = weft__overflow_install();
     if (!err)
         err = weft__sched_start(n);
+    if (!err && (err = weft__debug_start(cfg->dump_signal)) != 0)
+        weft__sched_stop();
     if (!err)
         atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
     if (err) {
@@ -132,6 +139,7 @@ int weft_stop(int64_t deadline)
             until = deadline;
         weft__futex_wait(&weft__rt.stop_futex, seen, until);
     }
+    weft__debug_stop();
     weft__proc_reap_all();
     weft__chan_pool_term();
     weft__sched_stop();
@@ -143,21 +151,51 @@ int weft_stop(int64_t deadline)
     return 0;
 }
 
+/* weft_run's thread waits on run_state, outside every weft call, so that
+ * it does not count as an outside thread that could still wake a process. */
+enum { RUN_MAIN_RUNNING, RUN_MAIN_ENDED, RUN_DEADLOCKED };
+
+void weft__runtime_main_ended(void)
+{
+    unsigned expected = RUN_MAIN_RUNNING;
+    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_MAIN_ENDED))
+        weft__futex_wake(&weft__rt.run_state, 1);
+}
+
+void weft__runtime_deadlocked(void)
+{
+    unsigned expected = RUN_MAIN_RUNNING;
+    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_DEADLOCKED))
+        weft__futex_wake(&weft__rt.run_state, 1);
+}
+
 int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *result)
 {
     if (!main_fn)
         return weft__misuse(-EINVAL, "weft_run: main_fn is NULL");
+    weft_config defaults;
+    if (!cfg) {
+        weft_config_init(&defaults);
+        cfg = &defaults;
+    }
     int err = weft_start(cfg);
     if (err)
         return err;
+    atomic_store(&weft__rt.run_state, RUN_MAIN_RUNNING);
+    atomic_store(&weft__rt.detect_deadlock, true);
     weft_spawn_opts opts;
     weft_spawn_opts_init(&opts);
     opts.name = "main";
     weft_pid pid;
     intptr_t r = 0;
-    err = weft_spawn_at(NULL, &pid, main_fn, arg, &opts);
-    if (!err)
-        err = weft_join(pid, &r, WEFT_FOREVER);
+    err = weft__spawn(NULL, &pid, main_fn, arg, &opts, true);
+    if (!err) {
+        unsigned st;
+        while ((st = atomic_load(&weft__rt.run_state)) == RUN_MAIN_RUNNING)
+            weft__futex_wait(&weft__rt.run_state, st, WEFT_FOREVER);
+        err = st == RUN_DEADLOCKED ? -EDEADLK : weft_join(pid, &r, WEFT_FOREVER);
+    }
+    atomic_store(&weft__rt.detect_deadlock, false);
     int stop_err = weft_stop(WEFT_FOREVER);
     if (!err && result)
         *result = r;

@@ -554,6 +554,9 @@ static void park(struct weft__worker *w)
      * that did not see us parked yet. */
     deadline = earliest_timer();
     if (!work_visible(w)) {
+        if (deadline == INT64_MAX && weft__rt.stall_hook &&
+            atomic_load(&weft__rt.nidle) == weft__rt.nworkers)
+            weft__rt.stall_hook();
         while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
             weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
             if (deadline != INT64_MAX && weft_now() >= deadline)

@@ -166,7 +166,7 @@ int weft__wait(struct weft__waiter *w, int64_t deadline)
 {
     unsigned ticket = (atomic_load_explicit(&w->state, memory_order_relaxed) &
                        ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_OPEN;
-    w->why_deadline = deadline;
+    __atomic_store_n(&w->why_deadline, deadline, __ATOMIC_RELAXED);
     int result;
     if (!w->proc)
         result = wait_thread(w, ticket, deadline);
