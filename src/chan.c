@@ -110,9 +110,17 @@ static inline unsigned char *slot(struct weft__chan *c, uint32_t i)
     return c->buf + (size_t)i * c->elem_size;
 }
 
-static void note_user(struct weft__chan *c)
+/* Copies one element; the common 8-byte case without a call. */
+static inline void copy_elem(void *dst, const void *src, size_t n)
 {
-    weft_pid me = weft_self();
+    if (n == 8)
+        memcpy(dst, src, 8);
+    else
+        memcpy(dst, src, n);
+}
+
+static inline void note_user(struct weft__chan *c, weft_pid me)
+{
     if (me && c->last_user != me) { /* atomic for weft_dump, which reads without the lock */
         __atomic_store_n(&c->prev_user, c->last_user, __ATOMIC_RELAXED);
         __atomic_store_n(&c->last_user, me, __ATOMIC_RELAXED);
@@ -125,14 +133,16 @@ void weft__handoff_finish(struct weft__handoff *h)
     if (!peer)
         return;
     if (h->n)
-        memcpy(h->dst, h->src, h->n);
+        copy_elem(h->dst, h->src, h->n);
     peer->status = 0;
     weft__wait_resume(peer->waiter);
 }
 
-bool weft__chan_try_send(struct weft__chan *c, const void *src, int *status, struct weft__handoff *h)
+static inline __attribute__((always_inline)) bool try_send(struct weft__chan *c, const void *src,
+                                                            weft_pid me, int *status,
+                                                            struct weft__handoff *h)
 {
-    note_user(c);
+    note_user(c, me);
     if (c->closed) {
         *status = -EPIPE;
         return true;
@@ -147,7 +157,7 @@ bool weft__chan_try_send(struct weft__chan *c, const void *src, int *status, str
         uint32_t tail = c->head + c->count;
         if (tail >= c->cap)
             tail -= c->cap;
-        memcpy(slot(c, tail), src, c->elem_size);
+        copy_elem(slot(c, tail), src, c->elem_size);
         __atomic_store_n(&c->count, c->count + 1, __ATOMIC_RELAXED);
         *status = 0;
         return true;
@@ -155,16 +165,18 @@ bool weft__chan_try_send(struct weft__chan *c, const void *src, int *status, str
     return false;
 }
 
-bool weft__chan_try_recv(struct weft__chan *c, void *dst, int *status, struct weft__handoff *h)
+static inline __attribute__((always_inline)) bool try_recv(struct weft__chan *c, void *dst,
+                                                            weft_pid me, int *status,
+                                                            struct weft__handoff *h)
 {
-    note_user(c);
+    note_user(c, me);
     if (c->count > 0) {
-        memcpy(dst, slot(c, c->head), c->elem_size);
+        copy_elem(dst, slot(c, c->head), c->elem_size);
         /* A waiting sender means a full buffer: its element takes the slot
          * just emptied, which is the tail. */
         struct weft__chan_op *s = opq_claim(&c->sendq);
         if (s) {
-            memcpy(slot(c, c->head), s->buf, c->elem_size);
+            copy_elem(slot(c, c->head), s->buf, c->elem_size);
             *h = (struct weft__handoff){.peer = s};
         } else {
             __atomic_store_n(&c->count, c->count - 1, __ATOMIC_RELAXED);
@@ -185,6 +197,18 @@ bool weft__chan_try_recv(struct weft__chan *c, void *dst, int *status, struct we
         return true;
     }
     return false;
+}
+
+bool weft__chan_try_send(struct weft__chan *c, const void *src, weft_pid me, int *status,
+                         struct weft__handoff *h)
+{
+    return try_send(c, src, me, status, h);
+}
+
+bool weft__chan_try_recv(struct weft__chan *c, void *dst, weft_pid me, int *status,
+                         struct weft__handoff *h)
+{
+    return try_recv(c, dst, me, status, h);
 }
 
 void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op)
@@ -225,42 +249,18 @@ static void wake_all(struct weft__chan_op *op, int status)
 
 /* ---- handles --------------------------------------------------------------------- */
 
-struct weft__chan *weft__chan_find(uint64_t ch)
+int weft__chan_wrong_size(struct weft__chan *c, uint64_t ch, size_t size)
 {
-    return weft__handle_peek(ch, WEFT__HANDLE_CHAN);
+    return weft__misuse(-EMSGSIZE, "channel %#llx carries %u-byte elements, not %zu",
+                        (unsigned long long)ch, c->elem_size, size);
 }
 
-int weft__chan_check(struct weft__chan *c, uint64_t ch, size_t size)
-{
-    if (c->handle != ch)
-        return -EBADF;
-    if (size != c->elem_size)
-        return weft__misuse(-EMSGSIZE, "channel %#llx carries %u-byte elements, not %zu",
-                            (unsigned long long)ch, c->elem_size, size);
-    return 0;
-}
-
-/* Finds and locks the channel named ch, checking the element size. */
-static struct weft__chan *lock_checked(weft_chan ch, size_t size, int *err)
-{
-    struct weft__chan *c = weft__chan_find(ch);
-    if (!c) {
-        *err = -EBADF;
-        return NULL;
-    }
-    weft__spin_lock(&c->lock);
-    if ((*err = weft__chan_check(c, ch, size)) != 0) {
-        weft__spin_unlock(&c->lock);
-        return NULL;
-    }
-    return c;
-}
-
-/* Runs call from a process, or from an outside thread counted as inside the
- * runtime (its waits block the thread; see weft__outside_enter). */
+/* Runs call from a process (self is the calling process) or from an outside
+ * thread (self NULL), counted as inside the runtime (see weft__outside_enter). */
 #define FROM_ANYWHERE(call)                                                     \
     do {                                                                        \
-        if (weft__in_proc())                                                    \
+        struct weft__proc *self = weft__proc_current();                         \
+        if (self)                                                               \
             return call;                                                        \
         int err_ = weft__outside_enter(true);                                   \
         if (err_)                                                               \
@@ -344,19 +344,33 @@ static int wait_on(struct weft__chan *c, bool send, struct weft__chan_op *op, we
     return r;
 }
 
-static int chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
+static inline struct weft__waiter *waiter_of(struct weft__proc *self)
 {
-    if (deadline == 0) { /* non-blocking send on a full channel: no lock needed */
-        struct weft__chan *c = weft__chan_find(ch);
-        if (c && weft__chan_full_unlocked(c, ch, size))
-            return -ETIMEDOUT;
-    }
-    int err;
-    struct weft__chan *c = lock_checked(ch, size, &err);
-    if (!c)
+    return self ? &self->waiter : weft__waiter_self();
+}
+
+/* One send or receive by self (NULL: an outside thread). */
+static inline __attribute__((always_inline)) int chan_op(struct weft__proc *self, bool send,
+                                                         weft_chan ch, void *elem, size_t size,
+                                                         int64_t deadline)
+{
+    struct weft__chan *c = weft__chan_find(ch);
+    if (weft__unlikely(!c))
+        return -EBADF;
+    /* Non-blocking on an empty (full) channel: no lock, no store. */
+    if (deadline == 0 && (send ? weft__chan_full_unlocked(c, ch, size)
+                               : weft__chan_empty_unlocked(c, ch, size)))
+        return -ETIMEDOUT;
+    weft__spin_lock(&c->lock);
+    int err = weft__chan_check(c, ch, size);
+    if (weft__unlikely(err)) {
+        weft__spin_unlock(&c->lock);
         return err;
-    struct weft__handoff h = {0};
-    if (weft__chan_try_send(c, elem, &err, &h)) {
+    }
+    struct weft__handoff h;
+    h.peer = NULL;
+    weft_pid me = self ? self->pid : 0;
+    if (send ? try_send(c, elem, me, &err, &h) : try_recv(c, elem, me, &err, &h)) {
         weft__spin_unlock(&c->lock);
         weft__handoff_finish(&h);
         return err;
@@ -365,47 +379,22 @@ static int chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadli
         weft__spin_unlock(&c->lock);
         return -ETIMEDOUT;
     }
-    struct weft__chan_op op = {.waiter = weft__waiter_self(), .buf = (void *)(uintptr_t)elem};
-    return wait_on(c, true, &op, ch, deadline);
+    struct weft__chan_op op = {.waiter = waiter_of(self), .buf = elem};
+    return wait_on(c, send, &op, ch, deadline);
 }
 
 int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_send: elem is NULL");
-    FROM_ANYWHERE(chan_send(ch, elem, size, deadline));
-}
-
-static int chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
-{
-    if (deadline == 0) { /* non-blocking receive on an empty channel: no lock, no store */
-        struct weft__chan *c = weft__chan_find(ch);
-        if (c && weft__chan_empty_unlocked(c, ch, size))
-            return -ETIMEDOUT;
-    }
-    int err;
-    struct weft__chan *c = lock_checked(ch, size, &err);
-    if (!c)
-        return err;
-    struct weft__handoff h = {0};
-    if (weft__chan_try_recv(c, elem, &err, &h)) {
-        weft__spin_unlock(&c->lock);
-        weft__handoff_finish(&h);
-        return err;
-    }
-    if (deadline == 0) {
-        weft__spin_unlock(&c->lock);
-        return -ETIMEDOUT;
-    }
-    struct weft__chan_op op = {.waiter = weft__waiter_self(), .buf = elem};
-    return wait_on(c, false, &op, ch, deadline);
+    FROM_ANYWHERE(chan_op(self, true, ch, (void *)(uintptr_t)elem, size, deadline));
 }
 
 int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_recv: elem is NULL");
-    FROM_ANYWHERE(chan_recv(ch, elem, size, deadline));
+    FROM_ANYWHERE(chan_op(self, false, ch, elem, size, deadline));
 }
 
 static int chan_close(weft_chan ch)

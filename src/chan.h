@@ -50,14 +50,31 @@ struct weft__handoff {
 };
 
 /* The block named by handle ch, unlocked and unchecked (see chan.c), or NULL. */
-struct weft__chan *weft__chan_find(uint64_t ch);
+static inline struct weft__chan *weft__chan_find(uint64_t ch)
+{
+    return (struct weft__chan *)weft__handle_peek(ch, WEFT__HANDLE_CHAN);
+}
+
+int weft__chan_wrong_size(struct weft__chan *c, uint64_t ch, size_t size);
+
 /* With c locked: 0 if c is still ch and carries size-byte elements, or
  * -EBADF / -EMSGSIZE. */
-int weft__chan_check(struct weft__chan *c, uint64_t ch, size_t size);
-/* With c locked: completes a send of src / a receive into dst now if it can
- * (true; *status is 0 or -EPIPE), leaving work in *h for after the unlock. */
-bool weft__chan_try_send(struct weft__chan *c, const void *src, int *status, struct weft__handoff *h);
-bool weft__chan_try_recv(struct weft__chan *c, void *dst, int *status, struct weft__handoff *h);
+static inline int weft__chan_check(struct weft__chan *c, uint64_t ch, size_t size)
+{
+    if (weft__unlikely(c->handle != ch))
+        return -EBADF;
+    if (weft__unlikely(size != c->elem_size))
+        return weft__chan_wrong_size(c, ch, size);
+    return 0;
+}
+
+/* With c locked: completes a send of src / a receive into dst by process me
+ * (0: an outside thread) now if it can (true; *status is 0 or -EPIPE),
+ * leaving work in *h for after the unlock. */
+bool weft__chan_try_send(struct weft__chan *c, const void *src, weft_pid me, int *status,
+                         struct weft__handoff *h);
+bool weft__chan_try_recv(struct weft__chan *c, void *dst, weft_pid me, int *status,
+                         struct weft__handoff *h);
 void weft__handoff_finish(struct weft__handoff *h);
 /* With c locked: queues op / removes it if it is still queued. */
 void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op);

@@ -27,23 +27,21 @@
 #include "internal.h"
 
 enum {
-    CHUNK_BITS = 12,
+    CHUNK_BITS = WEFT__HANDLE_CHUNK_BITS,
     CHUNK_SLOTS = 1 << CHUNK_BITS,
-    DIR_SIZE = 1 << 16, /* up to 2^28 slots */
-    REFS_MASK = 0xFFFFFF,
-    TYPE_SHIFT = 24,
+    DIR_SIZE = WEFT__HANDLE_DIR_SIZE, /* up to 2^28 slots */
+    REFS_MASK = WEFT__HANDLE_REFS_MASK,
+    TYPE_SHIFT = WEFT__HANDLE_TYPE_SHIFT,
     BATCH = 32
 };
 
-struct slot {
-    _Atomic uint64_t state;  /* generation << 32 | type << 24 | references */
-    _Atomic(void *) obj;
-    uint32_t next_free;      /* free list link, under table.lock */
-};
+#define slot weft__handle_slot
+
+/* The directory of chunks: read without locks (weft__handle_peek). */
+_Atomic(struct slot *) weft__handle_dir[DIR_SIZE];
 
 static struct {
     pthread_mutex_t lock;
-    _Atomic(struct slot *) dir[DIR_SIZE];
     uint32_t nchunks;        /* chunks in use by this runtime */
     uint32_t mapped;         /* chunks ever mapped: dir[0..mapped) */
     uint32_t free_head;      /* 0: empty (slot 0 is never used) */
@@ -52,17 +50,14 @@ static struct {
 
 static struct slot *slot_at(uint32_t index)
 {
-    if (index >> CHUNK_BITS >= DIR_SIZE) /* a forged handle */
-        return NULL;
-    struct slot *chunk = atomic_load_explicit(&table.dir[index >> CHUNK_BITS], memory_order_acquire);
-    return chunk ? &chunk[index & (CHUNK_SLOTS - 1)] : NULL;
+    return weft__handle_slot_at(index);
 }
 
 static int add_chunk(void)
 {
     if (table.nchunks == DIR_SIZE)
         return -ENOMEM;
-    struct slot *chunk = atomic_load_explicit(&table.dir[table.nchunks], memory_order_relaxed);
+    struct slot *chunk = atomic_load_explicit(&weft__handle_dir[table.nchunks], memory_order_relaxed);
     if (!chunk) {
         chunk = mmap(NULL, CHUNK_SLOTS * sizeof *chunk, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -80,7 +75,7 @@ static int add_chunk(void)
         chunk[i].next_free = table.free_head;
         table.free_head = base + i;
     }
-    atomic_store_explicit(&table.dir[table.nchunks++], chunk, memory_order_release);
+    atomic_store_explicit(&weft__handle_dir[table.nchunks++], chunk, memory_order_release);
     return 0;
 }
 
@@ -155,17 +150,6 @@ void *weft__handle_acquire(uint64_t handle, int type)
                                                   memory_order_acquire))
             return atomic_load_explicit(&s->obj, memory_order_relaxed);
     }
-}
-
-void *weft__handle_peek(uint64_t handle, int type)
-{
-    struct slot *s = slot_at((uint32_t)handle);
-    if (!s || (uint32_t)handle == 0)
-        return NULL;
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (st >> 32 != handle >> 32 || (st & REFS_MASK) == 0 || (int)((st >> TYPE_SHIFT) & 0xFF) != type)
-        return NULL;
-    return atomic_load_explicit(&s->obj, memory_order_relaxed);
 }
 
 void weft__handle_retain(uint64_t handle)
@@ -248,7 +232,7 @@ void weft__handle_table_term(void)
 {
     pthread_mutex_lock(&table.lock);
     for (uint32_t c = 0; c < table.mapped; c++)
-        madvise(atomic_load(&table.dir[c]), CHUNK_SLOTS * sizeof(struct slot), MADV_DONTNEED);
+        madvise(atomic_load(&weft__handle_dir[c]), CHUNK_SLOTS * sizeof(struct slot), MADV_DONTNEED);
     table.nchunks = 0;
     table.free_head = 0;
     pthread_mutex_unlock(&table.lock);

@@ -134,10 +134,43 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
 /* Takes a reference: returns the object, or NULL if the handle is stale,
  * forged, of another type or has no references left. */
 void *weft__handle_acquire(uint64_t handle, int type);
+/* The table's slots, exposed for the inline lookup below. */
+enum {
+    WEFT__HANDLE_CHUNK_BITS = 12,
+    WEFT__HANDLE_DIR_SIZE = 1 << 16,
+    WEFT__HANDLE_REFS_MASK = 0xFFFFFF,
+    WEFT__HANDLE_TYPE_SHIFT = 24
+};
+struct weft__handle_slot {
+    _Atomic uint64_t state;  /* generation << 32 | type << 24 | references */
+    _Atomic(void *) obj;
+    uint32_t next_free;      /* free list link, under the table's lock */
+};
+extern _Atomic(struct weft__handle_slot *) weft__handle_dir[WEFT__HANDLE_DIR_SIZE];
+
+static inline struct weft__handle_slot *weft__handle_slot_at(uint32_t index)
+{
+    if (index >> WEFT__HANDLE_CHUNK_BITS >= WEFT__HANDLE_DIR_SIZE) /* a forged handle */
+        return NULL;
+    struct weft__handle_slot *chunk = atomic_load_explicit(
+        &weft__handle_dir[index >> WEFT__HANDLE_CHUNK_BITS], memory_order_acquire);
+    return chunk ? &chunk[index & ((1u << WEFT__HANDLE_CHUNK_BITS) - 1)] : NULL;
+}
+
 /* The object named by handle, without taking a reference, or NULL. Only for
  * type-stable objects (their memory stays an object of that type while the
  * runtime runs), which the caller must re-check under their own lock. */
-void *weft__handle_peek(uint64_t handle, int type);
+static inline void *weft__handle_peek(uint64_t handle, int type)
+{
+    struct weft__handle_slot *s = weft__handle_slot_at((uint32_t)handle);
+    if (!s || (uint32_t)handle == 0)
+        return NULL;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st >> 32 != handle >> 32 || (st & WEFT__HANDLE_REFS_MASK) == 0 ||
+        (int)((st >> WEFT__HANDLE_TYPE_SHIFT) & 0xFF) != type)
+        return NULL;
+    return atomic_load_explicit(&s->obj, memory_order_relaxed);
+}
 /* Takes one more reference on a handle already held. */
 void weft__handle_retain(uint64_t handle);
 /* Drops n references; returns true when they were the last, in which case the

@@ -17,6 +17,8 @@
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
 
+enum { CANCEL_EVERY = 10 * 1000 * 1000 }; /* ns between cancellation passes of weft_stop */
+
 /* Counts before checking the state: weft_stop sets the state first and reads
  * the count after, so it either sees this thread or this thread sees it. */
 int weft__outside_enter(bool allow_stopping)
@@ -120,21 +122,30 @@ int weft_stop(int64_t deadline)
         pthread_mutex_unlock(&lifecycle_lock);
         return -ESHUTDOWN;
     }
-    weft__proc_cancel_all();
-    weft__wait_cancel_threads();
+    int64_t next_cancel = 0;
     for (;;) {
         unsigned seen = atomic_load(&weft__rt.stop_futex);
+        int64_t now = weft_now();
+        if (now >= next_cancel) {
+            /* Again every 10 ms: a wait opened while a pass ran may have
+             * missed both the pass and the state (see wait.c). */
+            weft__proc_cancel_all();
+            weft__wait_cancel_threads();
+            /* A pass over a million processes takes a while: never spend
+             * more than a fifth of the time on passes. */
+            int64_t took = weft_now() - now;
+            next_cancel = now + (took * 5 > CANCEL_EVERY ? took * 5 : CANCEL_EVERY);
+        }
         /* Outside threads first: one still inside weft_spawn has counted its
          * process by the time it leaves. */
         if (atomic_load(&weft__rt.outside_active) == 0 && weft__sched_live_procs() == 0)
             break;
-        int64_t now = weft_now();
         if (deadline >= 0 && now >= deadline) {
             pthread_mutex_unlock(&lifecycle_lock);
             return -ETIMEDOUT;
         }
-        /* Exits bump stop_futex; the 10 ms bound is a safety net only. */
-        int64_t until = now + 10 * 1000 * 1000;
+        /* Exits bump stop_futex. */
+        int64_t until = next_cancel;
         if (deadline >= 0 && deadline < until)
             until = deadline;
         weft__futex_wait(&weft__rt.stop_futex, seen, until);

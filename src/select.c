@@ -53,12 +53,12 @@ static int chan_check(void *obj, const weft_case *c)
 
 static bool send_try(void *obj, weft_case *c, int *status, struct weft__handoff *h)
 {
-    return weft__chan_try_send(obj, c->buf, status, h);
+    return weft__chan_try_send(obj, c->buf, weft_self(), status, h);
 }
 
 static bool recv_try(void *obj, weft_case *c, int *status, struct weft__handoff *h)
 {
-    return weft__chan_try_recv(obj, c->buf, status, h);
+    return weft__chan_try_recv(obj, c->buf, weft_self(), status, h);
 }
 
 static void send_arm(void *obj, weft_case *c, struct weft__chan_op *op)
