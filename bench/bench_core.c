@@ -103,18 +103,19 @@ const struct bench bench_spawn = {"spawn", 1000000, "ns per process", run_spawn}
 
 struct memory_state {
     long n;
+    weft_chan gate;
     atomic_long blocked;
     long rss_before, rss_blocked;
     double seconds;
 };
 
-/* Blocks until the runtime stops (weft_sleep with no deadline is a wait on
- * nothing: the closest thing to a receive before channels exist). */
+/* Blocks on a receive until the gate channel is closed. */
 static intptr_t blocker(void *arg)
 {
     struct memory_state *s = arg;
+    char c;
     atomic_fetch_add_explicit(&s->blocked, 1, memory_order_relaxed);
-    return weft_sleep(WEFT_FOREVER) == -ECANCELED ? 0 : 1;
+    return weft_chan_recv(s->gate, &c, 1, WEFT_FOREVER) == -EPIPE ? 0 : 1;
 }
 
 static intptr_t memory_main(void *arg)
@@ -123,6 +124,8 @@ static intptr_t memory_main(void *arg)
     weft_spawn_opts opts;
     weft_spawn_opts_init(&opts);
     opts.detached = 1;
+    if (weft_chan_make(&s->gate, 1, 0) != 0)
+        return -1;
     s->rss_before = bench_rss();
     int64_t t0 = weft_now();
     for (long i = 0; i < s->n; i++)
@@ -133,7 +136,9 @@ static intptr_t memory_main(void *arg)
     s->seconds = (weft_now() - t0) / 1e9;
     weft_sleep(weft_now() + 100000000); /* let every worker settle */
     s->rss_blocked = bench_rss();
-    return 0; /* the runtime's shutdown releases the blocked processes */
+    weft_chan_close(s->gate); /* releases every blocked process */
+    weft_chan_release(s->gate);
+    return 0;
 }
 
 static int run_memory(const struct bench_args *args, struct bench_result *out)

@@ -18,7 +18,8 @@ gopeer=$build/peers/weftpeer-go
 [ -x "$gopeer" ] || bash bench/peers/go/build.sh "$gopeer" >/dev/null
 
 # "name workers" per row; BENCH.md fixes which worker counts each one runs at.
-cases=("switch 1" "spawn 1" "spawn 2" "memory 1" "idle 2")
+cases=("switch 1" "spawn 1" "spawn 2" "pingpong 1" "pingpong 2" "ring 1" "ring 2"
+       "skynet 1" "skynet 2" "fanin 1" "fanin 2" "memory 1" "idle 2")
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
@@ -42,4 +43,5 @@ for c in "${cases[@]}"; do
   echo "| $name | $w | $wv | $gv | $ratio |"
 done
 echo
-echo "units: switch, spawn: ns per op; memory: bytes per blocked process; idle: CPU % of one core"
+echo "units: switch, spawn, pingpong (round trip), ring (hop), skynet (leaf), fanin (message): ns per op;"
+echo "memory: bytes per blocked process; idle: CPU % of one core"
