@@ -127,7 +127,7 @@ static inline void note_user(struct weft__chan *c, weft_pid me)
     }
 }
 
-void weft__handoff_finish(struct weft__handoff *h)
+static inline void handoff_finish(struct weft__worker *w, struct weft__handoff *h)
 {
     struct weft__chan_op *peer = h->peer;
     if (!peer)
@@ -135,7 +135,12 @@ void weft__handoff_finish(struct weft__handoff *h)
     if (h->n)
         copy_elem(h->dst, h->src, h->n);
     peer->status = 0;
-    weft__wait_resume(peer->waiter);
+    weft__wait_resume_from(w, peer->waiter);
+}
+
+void weft__handoff_finish(struct weft__handoff *h)
+{
+    handoff_finish(weft__worker_current(), h);
 }
 
 static inline __attribute__((always_inline)) bool try_send(struct weft__chan *c, const void *src,
@@ -259,7 +264,8 @@ int weft__chan_wrong_size(struct weft__chan *c, uint64_t ch, size_t size)
  * thread (self NULL), counted as inside the runtime (see weft__outside_enter). */
 #define FROM_ANYWHERE(call)                                                     \
     do {                                                                        \
-        struct weft__proc *self = weft__proc_current();                         \
+        struct weft__worker *worker = weft__worker_current();                   \
+        struct weft__proc *self = worker ? worker->current : NULL;              \
         if (self)                                                               \
             return call;                                                        \
         int err_ = weft__outside_enter(true);                                   \
@@ -326,16 +332,17 @@ int weft_chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
     FROM_ANYWHERE(chan_make(ch, elem_size, capacity));
 }
 
-/* Waits with op queued on c (locked by the caller, unlocked here). */
-static int wait_on(struct weft__chan *c, bool send, struct weft__chan_op *op, weft_chan ch,
-                   int64_t deadline)
+/* Waits with op queued on c (locked by the caller, unlocked here), from a
+ * process running on worker or an outside thread (worker NULL). */
+static int wait_on(struct weft__worker *worker, struct weft__chan *c, bool send,
+                   struct weft__chan_op *op, weft_chan ch, int64_t deadline)
 {
     struct weft__waiter *me = op->waiter;
     op->ticket = weft__wait_open(me);
     weft__chan_arm(c, send, op);
     weft__spin_unlock(&c->lock);
     weft__wait_why(me, send ? WEFT__WHY_CHAN_SEND : WEFT__WHY_CHAN_RECV, ch);
-    int r = weft__wait(me, deadline);
+    int r = weft__wait_on(worker, me, deadline);
     if (r >= 0)
         return op->status; /* completed: its completer unlinked it */
     weft__spin_lock(&c->lock);
@@ -349,8 +356,10 @@ static inline struct weft__waiter *waiter_of(struct weft__proc *self)
     return self ? &self->waiter : weft__waiter_self();
 }
 
-/* One send or receive by self (NULL: an outside thread). */
-static inline __attribute__((always_inline)) int chan_op(struct weft__proc *self, bool send,
+/* One send or receive by self, running on worker (both NULL: an outside
+ * thread). */
+static inline __attribute__((always_inline)) int chan_op(struct weft__worker *worker,
+                                                         struct weft__proc *self, bool send,
                                                          weft_chan ch, void *elem, size_t size,
                                                          int64_t deadline)
 {
@@ -372,7 +381,7 @@ static inline __attribute__((always_inline)) int chan_op(struct weft__proc *self
     weft_pid me = self ? self->pid : 0;
     if (send ? try_send(c, elem, me, &err, &h) : try_recv(c, elem, me, &err, &h)) {
         weft__spin_unlock(&c->lock);
-        weft__handoff_finish(&h);
+        handoff_finish(worker, &h);
         return err;
     }
     if (deadline == 0) {
@@ -380,21 +389,21 @@ static inline __attribute__((always_inline)) int chan_op(struct weft__proc *self
         return -ETIMEDOUT;
     }
     struct weft__chan_op op = {.waiter = waiter_of(self), .buf = elem};
-    return wait_on(c, send, &op, ch, deadline);
+    return wait_on(worker, c, send, &op, ch, deadline);
 }
 
 int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_send: elem is NULL");
-    FROM_ANYWHERE(chan_op(self, true, ch, (void *)(uintptr_t)elem, size, deadline));
+    FROM_ANYWHERE(chan_op(worker, self, true, ch, (void *)(uintptr_t)elem, size, deadline));
 }
 
 int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_recv: elem is NULL");
-    FROM_ANYWHERE(chan_op(self, false, ch, elem, size, deadline));
+    FROM_ANYWHERE(chan_op(worker, self, false, ch, elem, size, deadline));
 }
 
 static int chan_close(weft_chan ch)

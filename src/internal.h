@@ -222,6 +222,7 @@ static inline int64_t weft__timer_next(struct weft__timer_heap *h)
 /* ---- wait: the one way anything blocks -------------------------------------- */
 
 struct weft__proc;
+struct weft__worker;
 
 /* A waiter is long-lived (inside a process, or per outside thread), so a wake
  * racing with the end of a wait never touches freed memory. Its state is
@@ -274,14 +275,27 @@ void weft__wait_abandon(struct weft__waiter *w, unsigned ticket);
 /* Blocks until the wait is claimed; returns the claimer's result, -ETIMEDOUT
  * at the deadline, or -ECANCELED when the runtime shuts down. */
 int weft__wait(struct weft__waiter *w, int64_t deadline);
+/* weft__wait, for a caller that knows the worker it runs on (NULL outside). */
+int weft__wait_on(struct weft__worker *worker, struct weft__waiter *w, int64_t deadline);
 /* Claims the wait named by ticket with result and wakes its owner; a woken
  * process runs next on the caller's worker. false: that wait is over. */
 bool weft__wake(struct weft__waiter *w, unsigned ticket, int result);
 /* weft__wake in two steps, for a waker that must finish its hand-over (copy
  * a message into the waiter's buffer) between them: after a successful
  * claim the waiter stays blocked until weft__wait_resume. */
-bool weft__wait_claim(struct weft__waiter *w, unsigned ticket, int result);
+static inline bool weft__wait_claim(struct weft__waiter *w, unsigned ticket, int result)
+{
+    unsigned expected = ticket;
+    unsigned claimed = (ticket & ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_CLAIMED;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &expected, claimed,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    w->result = result;
+    return true;
+}
 void weft__wait_resume(struct weft__waiter *w);
+/* weft__wait_resume from a caller running on worker self_worker (NULL outside). */
+void weft__wait_resume_from(struct weft__worker *self_worker, struct weft__waiter *w);
 /* Claims whatever wait w is in, with -ECANCELED (runtime shutdown). */
 void weft__wait_cancel(struct weft__waiter *w);
 /* Cancels the waits of every waiting outside thread. */
@@ -422,6 +436,8 @@ void weft__sched_stop(void);
 /* Makes p runnable. From a worker it goes to that worker's run-next slot
  * (lifo true) or queue; from outside, to the injection queue. */
 void weft__sched_ready(struct weft__proc *p, bool lifo);
+/* weft__sched_ready, for a caller that knows its worker w (NULL outside). */
+void weft__sched_ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo);
 /* Makes p runnable on one given worker (its first run, or a pinned process). */
 void weft__sched_ready_on(struct weft__proc *p, int worker);
 /* Work-first spawn: runs the new process p at once on w, the caller's
@@ -431,6 +447,8 @@ void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p);
 /* The calling process gives up its worker until woken (weft__sched_ready).
  * Its waiter must be published before; see wait.c. */
 void weft__sched_block(void);
+/* weft__sched_block, for a process that knows it runs on w. */
+void weft__sched_block_on(struct weft__worker *w);
 /* Requeues the calling process, running on w, behind the runnable ones. */
 void weft__sched_yield(struct weft__worker *w);
 /* Ends the calling process: never returns; exit_hook runs after the switch. */

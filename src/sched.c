@@ -253,7 +253,7 @@ void weft__sched_ready_on(struct weft__proc *p, int worker)
 }
 
 /* Makes p runnable on w, the calling thread's worker (NULL outside). */
-static void ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
+void weft__sched_ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
 {
     if (p->worker >= 0) {
         weft__sched_ready_on(p, p->worker);
@@ -288,7 +288,7 @@ static void ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
 
 void weft__sched_ready(struct weft__proc *p, bool lifo)
 {
-    ready_from(weft__worker_current(), p, lifo);
+    weft__sched_ready_from(weft__worker_current(), p, lifo);
 }
 
 /* ---- switching --------------------------------------------------------------- */
@@ -355,7 +355,7 @@ static void finish_switch(struct weft__worker *w)
         break;
     case WEFT__AFTER_SPAWN:
         atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
-        ready_from(w, p, true);
+        weft__sched_ready_from(w, p, true);
         /* The parent waits in run-next while its child runs: if the child
          * computes for long, an idle worker must be awake to steal it. */
         notify_local();
@@ -617,7 +617,11 @@ static struct weft__proc *find_work(struct weft__worker *w)
 
 void weft__sched_block(void)
 {
-    struct weft__worker *w = weft__worker_current();
+    weft__sched_block_on(weft__worker_current());
+}
+
+void weft__sched_block_on(struct weft__worker *w)
+{
     switch_to(w, pick_local(w), WEFT__AFTER_BLOCK);
 }
 

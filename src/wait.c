@@ -38,16 +38,7 @@ unsigned weft__wait_open(struct weft__waiter *w)
     return ticket;
 }
 
-static bool claim(struct weft__waiter *w, unsigned ticket, int result)
-{
-    unsigned expected = ticket;
-    unsigned claimed = (ticket & ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_CLAIMED;
-    if (!atomic_compare_exchange_strong_explicit(&w->state, &expected, claimed,
-                                                 memory_order_acq_rel, memory_order_relaxed))
-        return false;
-    w->result = result;
-    return true;
-}
+#define claim weft__wait_claim
 
 static void resume(struct weft__waiter *w, bool lifo)
 {
@@ -67,14 +58,19 @@ bool weft__wake(struct weft__waiter *w, unsigned ticket, int result)
     return true;
 }
 
-bool weft__wait_claim(struct weft__waiter *w, unsigned ticket, int result)
-{
-    return claim(w, ticket, result);
-}
-
 void weft__wait_resume(struct weft__waiter *w)
 {
     resume(w, true);
+}
+
+void weft__wait_resume_from(struct weft__worker *self_worker, struct weft__waiter *w)
+{
+    if (w->proc) {
+        weft__sched_ready_from(self_worker, w->proc, true);
+    } else {
+        atomic_store_explicit(&w->futex, 1, memory_order_release);
+        weft__futex_wake(&w->futex, 1);
+    }
 }
 
 void weft__wait_abandon(struct weft__waiter *w, unsigned ticket)
@@ -110,14 +106,15 @@ static bool settle_early(struct weft__waiter *w, unsigned ticket, int64_t deadli
     return false;
 }
 
-static int wait_proc(struct weft__waiter *w, unsigned ticket, int64_t deadline)
+static int wait_proc(struct weft__worker *worker, struct weft__waiter *w, unsigned ticket,
+                     int64_t deadline)
 {
     struct weft__proc *p = w->proc;
     bool timed = deadline > 0;
     if (timed) {
         p->timer.fire = on_timeout;
         p->timer_ticket = ticket;
-        if (weft__timer_add(&weft__worker_current()->timers, &p->timer, deadline) != 0) {
+        if (weft__timer_add(&worker->timers, &p->timer, deadline) != 0) {
             if (claim(w, ticket, -ENOMEM))
                 return -ENOMEM;
             timed = false; /* claimed meanwhile: the waker will resume us */
@@ -127,7 +124,7 @@ static int wait_proc(struct weft__waiter *w, unsigned ticket, int64_t deadline)
     }
     /* Claimed or not, park: a claimer that won the race has made (or will
      * make) us runnable, and that wake-up must be consumed here. */
-    weft__sched_block();
+    weft__sched_block_on(worker);
     if (timed && w->result != -ETIMEDOUT)
         weft__timer_cancel(&p->timer);
     return w->result;
@@ -164,7 +161,7 @@ static int wait_thread(struct weft__waiter *w, unsigned ticket, int64_t deadline
     return w->result;
 }
 
-int weft__wait(struct weft__waiter *w, int64_t deadline)
+int weft__wait_on(struct weft__worker *worker, struct weft__waiter *w, int64_t deadline)
 {
     unsigned ticket = (atomic_load_explicit(&w->state, memory_order_relaxed) &
                        ~(unsigned)WEFT__WAIT_PHASE) | WEFT__WAIT_OPEN;
@@ -175,9 +172,14 @@ int weft__wait(struct weft__waiter *w, int64_t deadline)
     else if (settle_early(w, ticket, deadline))
         result = w->result;
     else
-        result = wait_proc(w, ticket, deadline);
+        result = wait_proc(worker, w, ticket, deadline);
     atomic_store_explicit(&w->why, WEFT__WHY_NONE, memory_order_relaxed);
     return result;
+}
+
+int weft__wait(struct weft__waiter *w, int64_t deadline)
+{
+    return weft__wait_on(w->proc ? weft__worker_current() : NULL, w, deadline);
 }
 
 void weft__wait_cancel_threads(void)
