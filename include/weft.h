@@ -115,9 +115,10 @@ WEFT_API int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, i
 /* Starts a runtime in the background, for programs that keep their own
  * threads: any thread may then spawn and join processes. cfg may be NULL.
  * Errors: -EINVAL [misuse] (more than WEFT_WORKERS_MAX workers, stack size
- * below WEFT_STACK_MIN), -E2BIG [misuse] (stack size above WEFT_STACK_MAX),
+ * below WEFT_STACK_MIN, a dump_signal that is not a signal number or is
+ * SIGSEGV, SIGKILL or SIGSTOP), -E2BIG [misuse] (stack size above WEFT_STACK_MAX),
  * -EBUSY [misuse] (already running, or called from a process), -ENOMEM,
- * -EAGAIN (a worker thread could not start). */
+ * -EAGAIN (a worker thread, or the dump signal's thread, could not start). */
 WEFT_API int weft_start(const weft_config *cfg);
 
 /* Stops the runtime started by weft_start: from now on spawning fails with
@@ -275,11 +276,11 @@ WEFT_API int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadl
 /* Closes the channel: later sends fail with -EPIPE; receivers drain the
  * buffer, then get -EPIPE; waiting senders and receivers wake with -EPIPE.
  * Closing does not release the caller's reference.
- * Errors: -EPIPE [misuse] (already closed), -EBADF, -ESHUTDOWN. */
+ * Errors: -EPIPE [misuse] (already closed), -EBADF [misuse], -ESHUTDOWN. */
 WEFT_API int weft_chan_close(weft_chan ch);
 
 /* Takes one more reference on the channel, for a process that will release
- * it on its own. Errors: -EBADF, -ESHUTDOWN. */
+ * it on its own. Errors: -EBADF [misuse], -ESHUTDOWN. */
 WEFT_API int weft_chan_retain(weft_chan ch);
 
 /* Drops one reference. With the last one the channel is destroyed: its
@@ -349,7 +350,7 @@ WEFT_API int weft_select(weft_case *cases, size_t n, int policy, int64_t deadlin
  * and what it is blocked on (which channel, send or receive, which process
  * it joins, a sleep). Safe to call from any thread while the runtime runs;
  * the report is a snapshot that running processes may change under it.
- * Errors: -EBADF (fd not writable), -ESHUTDOWN. */
+ * Errors: -EBADF (fd not writable), -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_dump(int fd);
 
 #ifdef __cplusplus

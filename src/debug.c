@@ -335,8 +335,9 @@ static void on_stall(void)
 {
     struct weft__runtime *rt = &weft__rt;
     atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load(&rt->detect_deadlock) || atomic_load(&rt->state) != WEFT__RT_RUNNING ||
-        atomic_load(&rt->outside_active) != 0 || !quiescent() || weft__sched_live_procs() == 0)
+    if (!atomic_load(&rt->detect_deadlock) || !weft__runtime_main_running() ||
+        atomic_load(&rt->state) != WEFT__RT_RUNNING || atomic_load(&rt->outside_active) != 0 ||
+        !quiescent() || weft__sched_live_procs() == 0)
         return;
     report(STDERR_FILENO, "deadlock: no process can run again (weft_run returns -EDEADLK)");
     weft__runtime_deadlocked();

@@ -532,6 +532,8 @@ void weft__outside_leave(void);
 
 /* weft_run's main process has ended (called by the proc layer). */
 void weft__runtime_main_ended(void);
+/* weft_run's main process has not ended yet. */
+bool weft__runtime_main_running(void);
 /* The deadlock detector found that no process can run again: weft_run
  * stops the runtime and returns -EDEADLK. */
 void weft__runtime_deadlocked(void);

@@ -173,6 +173,11 @@ void weft__runtime_main_ended(void)
         weft__futex_wake(&weft__rt.run_state, 1);
 }
 
+bool weft__runtime_main_running(void)
+{
+    return atomic_load(&weft__rt.run_state) == RUN_MAIN_RUNNING;
+}
+
 void weft__runtime_deadlocked(void)
 {
     unsigned expected = RUN_MAIN_RUNNING;
