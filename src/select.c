@@ -122,9 +122,9 @@ static void shuffle(uint32_t *order, uint32_t m)
     }
 }
 
-/* Pass 1: each object alone. Returns the index of the case completed, -1 if
- * none could be, or an error. */
-static int try_each(struct selection *s)
+/* Finds every case's object first, so that a bad handle is reported even
+ * when another case is ready. */
+static int find_all(struct selection *s)
 {
     for (uint32_t k = 0; k < s->m; k++) {
         weft_case *c = &s->cases[s->order[k]];
@@ -133,8 +133,23 @@ static int try_each(struct selection *s)
         if (!(a->obj = kind->find(c)))
             return -EBADF;
         a->lock = kind->lock(a->obj);
+    }
+    return 0;
+}
+
+/* Pass 1: each object alone. Returns the index of the case completed, -1 if
+ * none could be, or an error. */
+static int try_each(struct selection *s)
+{
+    int err = find_all(s);
+    if (err)
+        return err;
+    for (uint32_t k = 0; k < s->m; k++) {
+        weft_case *c = &s->cases[s->order[k]];
+        const struct case_kind *kind = kind_of(c);
+        struct armed *a = &s->armed[k];
         weft__spin_lock(a->lock);
-        int err = kind->check(a->obj, c);
+        err = kind->check(a->obj, c);
         struct weft__handoff h = {0};
         if (!err && kind->try(a->obj, c, &c->result, &h)) {
             weft__spin_unlock(a->lock);
