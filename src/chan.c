@@ -92,7 +92,7 @@ static void opq_unlink(struct weft__chanq *q, struct weft__chan_op *op)
 
 /* Pops the first op whose wait can still be claimed, and claims it with its
  * case index as the wait's result; ops claimed elsewhere are dropped. */
-static struct weft__chan_op *opq_claim(struct weft__chanq *q)
+static inline __attribute__((always_inline)) struct weft__chan_op *opq_claim(struct weft__chanq *q)
 {
     struct weft__chan_op *op;
     while ((op = q->head)) {
@@ -356,6 +356,21 @@ static inline struct weft__waiter *waiter_of(struct weft__proc *self)
     return self ? &self->waiter : weft__waiter_self();
 }
 
+/* The operation cannot complete now (c is locked; unlocked here): waits for
+ * it, unless the deadline says not to. Out of line, so that the fast path
+ * saves few registers. */
+__attribute__((noinline)) static int block(struct weft__worker *worker, struct weft__proc *self,
+                                           struct weft__chan *c, bool send, weft_chan ch,
+                                           void *elem, int64_t deadline)
+{
+    if (deadline == 0) {
+        weft__spin_unlock(&c->lock);
+        return -ETIMEDOUT;
+    }
+    struct weft__chan_op op = {.waiter = waiter_of(self), .buf = elem};
+    return wait_on(worker, c, send, &op, ch, deadline);
+}
+
 /* One send or receive by self, running on worker (both NULL: an outside
  * thread). */
 static inline __attribute__((always_inline)) int chan_op(struct weft__worker *worker,
@@ -384,12 +399,7 @@ static inline __attribute__((always_inline)) int chan_op(struct weft__worker *wo
         handoff_finish(worker, &h);
         return err;
     }
-    if (deadline == 0) {
-        weft__spin_unlock(&c->lock);
-        return -ETIMEDOUT;
-    }
-    struct weft__chan_op op = {.waiter = waiter_of(self), .buf = elem};
-    return wait_on(worker, c, send, &op, ch, deadline);
+    return block(worker, self, c, send, ch, elem, deadline);
 }
 
 int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
