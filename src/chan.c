@@ -33,9 +33,12 @@ static struct weft__chan *chan_alloc(void)
     weft__spin_unlock(&pool_lock);
     if (c)
         return c;
-    c = weft__calloc(sizeof *c);
-    if (!c)
+    /* Cache-line aligned, so that the lock has its line to itself. */
+    void *mem = weft__calloc(sizeof *c + WEFT__CACHELINE);
+    if (!mem)
         return NULL;
+    c = (void *)(((uintptr_t)mem + WEFT__CACHELINE - 1) & ~(uintptr_t)(WEFT__CACHELINE - 1));
+    c->mem = mem;
     weft__spin_lock(&pool_lock);
     c->next_all = pool_all;
     pool_all = c;
@@ -58,7 +61,7 @@ void weft__chan_pool_term(void)
         pool_all = c->next_all;
         if (c->buf && c->buf != c->inline_buf)
             weft__free(c->buf, (size_t)c->cap * c->elem_size);
-        weft__free(c, sizeof *c);
+        weft__free(c->mem, sizeof *c + WEFT__CACHELINE);
     }
     pool_free = NULL;
 }
