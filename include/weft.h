@@ -101,8 +101,9 @@ typedef intptr_t (*weft_proc_fn)(void *arg);
  * fail with -ECANCELED). Stores main_fn's result in *result (may be NULL).
  * cfg may be NULL for the defaults.
  * Deadlock: when no process can ever run again (every process is blocked on
- * channels or joins, no deadline or sleep is pending and no outside thread
- * is inside a weft call), weft_run writes a report to standard error naming
+ * channels or joins, no deadline or sleep is pending, no outside thread is
+ * inside a weft call and none is attached: weft_thread_attach), weft_run
+ * writes a report to standard error naming
  * each blocked process, what it waits on, where it was spawned and the cycle
  * of waits if there is one, cancels every process as weft_stop does and
  * returns -EDEADLK. (Embedded runtimes, weft_start, cannot tell: an outside
@@ -131,6 +132,18 @@ WEFT_API int weft_start(const weft_config *cfg);
  * -ETIMEDOUT (processes were still running at the deadline; the runtime
  * stays in its shutting-down state and weft_stop may be called again). */
 WEFT_API int weft_stop(int64_t deadline);
+
+/* Declare, and end, the attachment of a thread outside the runtime that
+ * will talk to its processes (send on their channels, spawn, join). While
+ * any thread is attached, weft_run's deadlock detector does not declare a
+ * deadlock: the thread may still wake a process. (A thread blocked inside a
+ * weft call is counted anyway; attaching covers the time between its calls.)
+ * Attachments are counted, not tied to a thread: a thread may attach before
+ * it creates the thread that will feed the processes, and that thread
+ * detaches when done. Errors: -ESHUTDOWN (no runtime), -EINVAL [misuse]
+ * (detach without an attachment). */
+WEFT_API int weft_thread_attach(void);
+WEFT_API int weft_thread_detach(void);
 
 /* Number of workers of the running runtime, or -ESHUTDOWN. */
 WEFT_API int weft_workers(void);

@@ -3,7 +3,8 @@
  *
  * Deadlock. The scheduler calls the stall hook when its last worker is about
  * to park with nothing runnable and no timer armed. If, in weft_run, main is
- * still alive and no outside thread is inside a weft call, nothing can ever
+ * still alive and no outside thread is inside a weft call or attached
+ * (weft_thread_attach), nothing can ever
  * wake a process again: every live process waits on another process (a
  * channel, a join) or on nothing. The detector then writes the report and
  * tells weft_run, which stops the runtime and returns -EDEADLK.
@@ -331,16 +332,24 @@ static bool quiescent(void)
     return true;
 }
 
-static void on_stall(void)
+static bool on_stall(void)
 {
     struct weft__runtime *rt = &weft__rt;
     atomic_thread_fence(memory_order_seq_cst);
     if (!atomic_load(&rt->detect_deadlock) || !weft__runtime_main_running() ||
-        atomic_load(&rt->state) != WEFT__RT_RUNNING || atomic_load(&rt->outside_active) != 0 ||
-        !quiescent() || weft__sched_live_procs() == 0)
-        return;
-    report(STDERR_FILENO, "deadlock: no process can run again (weft_run returns -EDEADLK)");
-    weft__runtime_deadlocked();
+        atomic_load(&rt->state) != WEFT__RT_RUNNING || !quiescent() ||
+        weft__sched_live_procs() == 0)
+        return false;
+    /* An outside thread inside a call or attached may still wake a process:
+     * the parking worker looks again in a while (it may have been about to
+     * leave the call that counted it). */
+    if (atomic_load(&rt->outside_active) != 0 || atomic_load(&rt->attached) != 0)
+        return true;
+    if (weft__runtime_deadlock_claim()) {
+        report(STDERR_FILENO, "deadlock: no process can run again (weft_run returns -EDEADLK)");
+        weft__runtime_deadlocked();
+    }
+    return false;
 }
 
 /* ---- the dump signal ------------------------------------------------------------------------ */

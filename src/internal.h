@@ -412,6 +412,7 @@ struct weft__runtime {
 
     atomic_long outside_spawned;               /* spawns from outside threads */
     atomic_long outside_active;                /* outside threads inside weft calls */
+    atomic_long attached;                      /* weft_thread_attach count */
     _Atomic int64_t next_wake;                 /* earliest timeout of a parked worker */
     atomic_uint stop_futex;                    /* bumped when a process exits while stopping */
     atomic_bool workers_exit;                  /* workers leave their loop */
@@ -421,8 +422,9 @@ struct weft__runtime {
     void (*unstarted_hook)(struct weft__worker *, struct weft__proc *);
     void (*exit_hook)(struct weft__worker *, struct weft__proc *);
     /* The debug layer's hook: the last worker is parking, with nothing to
-     * run and no timer armed anywhere (called on that worker, no lock held). */
-    void (*stall_hook)(void);
+     * run and no timer armed anywhere (called on that worker, no lock held).
+     * true: look again in a while (an outside thread may still act). */
+    bool (*stall_hook)(void);
 
     /* weft_run: RUN_* of runtime.c, the word its thread waits on. */
     atomic_uint run_state;
@@ -534,8 +536,10 @@ void weft__outside_leave(void);
 void weft__runtime_main_ended(void);
 /* weft_run's main process has not ended yet. */
 bool weft__runtime_main_running(void);
-/* The deadlock detector found that no process can run again: weft_run
- * stops the runtime and returns -EDEADLK. */
+/* The deadlock detector found that no process can run again: it claims
+ * the report (false: another worker did, or main has ended), writes it, then
+ * tells weft_run, which stops the runtime and returns -EDEADLK. */
+bool weft__runtime_deadlock_claim(void);
 void weft__runtime_deadlocked(void);
 
 /* debug.c: the deadlock detector and the dump (weft_dump, dump_signal). */

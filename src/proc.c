@@ -383,22 +383,34 @@ int weft_yield(void)
                ? -ECANCELED : 0;
 }
 
-int weft_sleep(int64_t deadline)
+static int sleep_until(int64_t deadline)
 {
-    if (!current_proc() && atomic_load(&weft__rt.state) == WEFT__RT_STOPPED) {
-        /* A thread needs no runtime to sleep. */
-        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
-        while (deadline > 0 && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-        while (deadline < 0)
-            pause();
-        return 0;
-    }
     struct weft__waiter *me = weft__waiter_self();
     weft__wait_open(me);
     weft__wait_why(me, WEFT__WHY_SLEEP, 0);
     int err = weft__wait(me, deadline);
     return err == -ETIMEDOUT ? 0 : err;
+}
+
+int weft_sleep(int64_t deadline)
+{
+    if (current_proc())
+        return sleep_until(deadline);
+    /* A thread sleeping while a runtime runs counts as inside it (its
+     * shutdown cancels the sleep; the deadlock detector sees the thread). */
+    int err = weft__outside_enter(true);
+    if (!err) {
+        err = sleep_until(deadline);
+        weft__outside_leave();
+        return err;
+    }
+    /* No runtime: a thread needs none to sleep. */
+    struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+    while (deadline > 0 && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    while (deadline < 0)
+        pause();
+    return 0;
 }
 
 int weft_exit(intptr_t result)

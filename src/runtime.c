@@ -40,6 +40,28 @@ void weft__outside_leave(void)
     }
 }
 
+int weft_thread_attach(void)
+{
+    int st = atomic_load(&weft__rt.state);
+    if (st != WEFT__RT_RUNNING && st != WEFT__RT_STOPPING)
+        return -ESHUTDOWN;
+    atomic_fetch_add(&weft__rt.attached, 1);
+    return 0;
+}
+
+int weft_thread_detach(void)
+{
+    int st = atomic_load(&weft__rt.state);
+    if (st != WEFT__RT_RUNNING && st != WEFT__RT_STOPPING)
+        return -ESHUTDOWN;
+    long n = atomic_load(&weft__rt.attached);
+    do {
+        if (n <= 0)
+            return weft__misuse(-EINVAL, "weft_thread_detach: no thread is attached");
+    } while (!atomic_compare_exchange_weak(&weft__rt.attached, &n, n - 1));
+    return 0;
+}
+
 void weft_config_init(weft_config *cfg)
 {
     if (!cfg)
@@ -90,6 +112,7 @@ int weft_start(const weft_config *cfg)
     weft__rt.default_stack_class = cls;
     weft__rt.seed = cfg->seed ? cfg->seed : (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32);
 
+    atomic_store(&weft__rt.attached, 0);
     int err = weft__handle_table_init();
     if (!err)
         err = weft__proc_layer_init();
@@ -164,7 +187,7 @@ int weft_stop(int64_t deadline)
 
 /* weft_run's thread waits on run_state, outside every weft call, so that
  * it does not count as an outside thread that could still wake a process. */
-enum { RUN_MAIN_RUNNING, RUN_MAIN_ENDED, RUN_DEADLOCKED };
+enum { RUN_MAIN_RUNNING, RUN_MAIN_ENDED, RUN_DETECTING, RUN_DEADLOCKED };
 
 void weft__runtime_main_ended(void)
 {
@@ -178,11 +201,16 @@ bool weft__runtime_main_running(void)
     return atomic_load(&weft__rt.run_state) == RUN_MAIN_RUNNING;
 }
 
-void weft__runtime_deadlocked(void)
+bool weft__runtime_deadlock_claim(void)
 {
     unsigned expected = RUN_MAIN_RUNNING;
-    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_DEADLOCKED))
-        weft__futex_wake(&weft__rt.run_state, 1);
+    return atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_DETECTING);
+}
+
+void weft__runtime_deadlocked(void)
+{
+    atomic_store(&weft__rt.run_state, RUN_DEADLOCKED);
+    weft__futex_wake(&weft__rt.run_state, 1);
 }
 
 int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *result)
@@ -207,7 +235,7 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
     err = weft__spawn(NULL, &pid, main_fn, arg, &opts, true);
     if (!err) {
         unsigned st;
-        while ((st = atomic_load(&weft__rt.run_state)) == RUN_MAIN_RUNNING)
+        while ((st = atomic_load(&weft__rt.run_state)) == RUN_MAIN_RUNNING || st == RUN_DETECTING)
             weft__futex_wait(&weft__rt.run_state, st, WEFT_FOREVER);
         err = st == RUN_DEADLOCKED ? -EDEADLK : weft_join(pid, &r, WEFT_FOREVER);
     }

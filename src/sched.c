@@ -50,6 +50,10 @@ enum {
     PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
 };
 
+/* A stalled runtime that an outside thread may still wake is looked at
+ * again this often (ns), for the deadlock detector. */
+#define STALL_RECHECK ((int64_t)10 * 1000 * 1000)
+
 struct weft__runtime weft__rt = {
     .default_stack = WEFT_STACK_DEFAULT,
     .default_stack_class = 2, /* WEFT_STACK_DEFAULT is WEFT_STACK_MIN << 2 */
@@ -555,8 +559,8 @@ static void park(struct weft__worker *w)
     deadline = earliest_timer();
     if (!work_visible(w)) {
         if (deadline == INT64_MAX && weft__rt.stall_hook &&
-            atomic_load(&weft__rt.nidle) == weft__rt.nworkers)
-            weft__rt.stall_hook();
+            atomic_load(&weft__rt.nidle) == weft__rt.nworkers && weft__rt.stall_hook())
+            deadline = weft_now() + STALL_RECHECK;
         while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
             weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
             if (deadline != INT64_MAX && weft_now() >= deadline)

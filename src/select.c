@@ -23,10 +23,11 @@
 
 #include "chan.h"
 
-/* A kind of case. find returns the case's object (unlocked, unchecked) or
- * NULL; the other calls run with lock(obj) held. */
+/* A kind of case. find stores the case's object (unlocked) in *obj and
+ * returns 0, or -EBADF, or another error it can see without the lock; the
+ * other calls run with lock(obj) held. */
 struct case_kind {
-    void *(*find)(const weft_case *c);
+    int (*find)(const weft_case *c, void **obj);
     weft__spinlock *(*lock)(void *obj);
     int (*check)(void *obj, const weft_case *c);
     bool (*try)(void *obj, weft_case *c, int *status, struct weft__handoff *h);
@@ -36,9 +37,17 @@ struct case_kind {
 
 /* ---- channel cases ---------------------------------------------------------------- */
 
-static void *chan_find(const weft_case *c)
+static int chan_find(const weft_case *c, void **obj)
 {
-    return weft__chan_find(c->handle);
+    struct weft__chan *ch = weft__chan_find(c->handle);
+    if (!ch)
+        return -EBADF;
+    *obj = ch;
+    /* The size, as far as it can be seen without the lock. */
+    if (__atomic_load_n(&ch->handle, __ATOMIC_ACQUIRE) == c->handle &&
+        __atomic_load_n(&ch->elem_size, __ATOMIC_RELAXED) != c->size)
+        return weft__chan_wrong_size(ch, c->handle, c->size);
+    return 0;
 }
 
 static weft__spinlock *chan_lock(void *obj)
@@ -122,7 +131,7 @@ static void shuffle(uint32_t *order, uint32_t m)
     }
 }
 
-/* Finds every case's object first, so that a bad handle is reported even
+/* Finds every case's object first, so that a bad case is reported even
  * when another case is ready. */
 static int find_all(struct selection *s)
 {
@@ -130,8 +139,9 @@ static int find_all(struct selection *s)
         weft_case *c = &s->cases[s->order[k]];
         const struct case_kind *kind = kind_of(c);
         struct armed *a = &s->armed[k];
-        if (!(a->obj = kind->find(c)))
-            return -EBADF;
+        int err = kind->find(c, &a->obj);
+        if (err)
+            return err;
         a->lock = kind->lock(a->obj);
     }
     return 0;
