@@ -118,10 +118,11 @@ int weft_start(const weft_config *cfg)
         err = weft__proc_layer_init();
     if (!err)
         err = weft__overflow_install();
+    /* The debug layer's hook is installed before the workers read it. */
     if (!err)
-        err = weft__sched_start(n);
-    if (!err && (err = weft__debug_start(cfg->dump_signal)) != 0)
-        weft__sched_stop();
+        err = weft__debug_start(cfg->dump_signal);
+    if (!err && (err = weft__sched_start(n)) != 0)
+        weft__debug_stop();
     if (!err)
         atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
     if (err) {
