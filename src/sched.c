@@ -44,9 +44,10 @@
 enum {
     SPIN_ROUNDS = 32,      /* full searches before parking... */
     SPIN_PAUSES = 64,      /* ...with this many pause instructions between */
-    GLOBAL_EVERY = 64,     /* look at the global queue every this many picks */
-    TIMERS_EVERY = 64,     /* look at the clock every this many picks... */
-    TIMERS_PHASE = 32,     /* ...half-way between global queue looks */
+    PERIODIC_EVERY = 8,    /* the pinned inbox first, every this many picks */
+    GLOBAL_EVERY = 64,     /* the global queue first, every this many picks; */
+    TIMERS_PHASE = 32,     /* the clock, half-way between; */
+    RUNQ_FIRST_PHASE = 16, /* the run queue before run-next, a quarter on */
     PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
 };
 
@@ -447,22 +448,39 @@ static inline struct weft__proc *with_stack(struct weft__worker *w, struct weft_
     return p && !p->stack_lo ? first_run(w, p) : p;
 }
 
+/* Every source goes first now and then, so that none starves the others:
+ * pinned processes that keep yielding (the inbox), a message pair that keeps
+ * waking each other (run-next before the run queue), the global queue; due
+ * timers are fired as often. tick is a multiple of PERIODIC_EVERY. */
+__attribute__((noinline)) static struct weft__proc *pick_periodic(struct weft__worker *w,
+                                                                  unsigned tick)
+{
+    struct weft__proc *p = inbox_pop(w);
+    unsigned phase = tick % GLOBAL_EVERY;
+    if (!p && phase == 0)
+        p = global_pop(w);
+    if (!p && phase == TIMERS_PHASE && weft__timer_next(&w->timers) != INT64_MAX)
+        run_due_timers(w, false);
+    if (!p && phase == RUNQ_FIRST_PHASE)
+        p = weft__runq_pop(&w->runq);
+    return p;
+}
+
 /* The next process from w's own queues, without blocking. */
 static struct weft__proc *pick_local(struct weft__worker *w)
 {
     unsigned tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
     atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
     for (;;) {
-        struct weft__proc *p = inbox_pop(w);
-        if (weft__unlikely(tick % GLOBAL_EVERY == 0) && !p)
-            p = global_pop(w);
-        if (weft__unlikely(tick % TIMERS_EVERY == TIMERS_PHASE) && !p &&
-            weft__timer_next(&w->timers) != INT64_MAX)
-            run_due_timers(w, false);
+        struct weft__proc *p = NULL;
+        if (weft__unlikely(tick % PERIODIC_EVERY == 0))
+            p = pick_periodic(w, tick);
         if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed))
             p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
         if (!p)
             p = weft__runq_pop(&w->runq);
+        if (!p)
+            p = inbox_pop(w);
         if (!p || (p = with_stack(w, p)))
             return p;
     }
