@@ -273,7 +273,8 @@ static int report(int fd, const char *headline)
 {
     struct snapshot s = {0};
     weft__proc_foreach(take, &s);
-    qsort(s.e, s.n, sizeof *s.e, by_pid);
+    if (s.n)
+        qsort(s.e, s.n, sizeof *s.e, by_pid);
     struct out *o = weft__alloc(sizeof *o);
     if (!o) {
         weft__free(s.e, s.cap * sizeof *s.e);
