@@ -347,6 +347,7 @@ struct weft__worker {
     struct weft__runq runq;                    /* stealable FIFO */
     _Alignas(WEFT__CACHELINE) _Atomic(struct weft__proc *) runnext; /* LIFO slot */
     atomic_uint tick;                          /* counts scheduling decisions */
+    unsigned runnext_streak;                   /* picks from run-next in a row */
 
     _Alignas(WEFT__CACHELINE) struct weft__proc *current; /* running process or NULL */
     struct weft__proc *prev;                   /* context just left, see after */

@@ -46,8 +46,8 @@ enum {
     SPIN_PAUSES = 64,      /* ...with this many pause instructions between */
     PERIODIC_EVERY = 8,    /* the pinned inbox first, every this many picks */
     GLOBAL_EVERY = 64,     /* the global queue first, every this many picks; */
-    TIMERS_PHASE = 32,     /* the clock, half-way between; */
-    RUNQ_FIRST_PHASE = 16, /* the run queue before run-next, a quarter on */
+    TIMERS_PHASE = 32,     /* the clock, half-way between */
+    RUNNEXT_STREAK = 64,   /* picks from run-next in a row before the run queue's turn */
     PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
 };
 
@@ -449,8 +449,7 @@ static inline struct weft__proc *with_stack(struct weft__worker *w, struct weft_
 }
 
 /* Every source goes first now and then, so that none starves the others:
- * pinned processes that keep yielding (the inbox), a message pair that keeps
- * waking each other (run-next before the run queue), the global queue; due
+ * pinned processes that keep yielding (the inbox), the global queue; due
  * timers are fired as often. tick is a multiple of PERIODIC_EVERY. */
 __attribute__((noinline)) static struct weft__proc *pick_periodic(struct weft__worker *w,
                                                                   unsigned tick)
@@ -461,8 +460,6 @@ __attribute__((noinline)) static struct weft__proc *pick_periodic(struct weft__w
         p = global_pop(w);
     if (!p && phase == TIMERS_PHASE && weft__timer_next(&w->timers) != INT64_MAX)
         run_due_timers(w, false);
-    if (!p && phase == RUNQ_FIRST_PHASE)
-        p = weft__runq_pop(&w->runq);
     return p;
 }
 
@@ -475,10 +472,17 @@ static struct weft__proc *pick_local(struct weft__worker *w)
         struct weft__proc *p = NULL;
         if (weft__unlikely(tick % PERIODIC_EVERY == 0))
             p = pick_periodic(w, tick);
-        if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed))
-            p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
-        if (!p)
+        /* A message pair waking each other through run-next gives way to
+         * the run queue after a streak of RUNNEXT_STREAK picks. */
+        if (!p && weft__unlikely(w->runnext_streak >= RUNNEXT_STREAK)) {
+            w->runnext_streak = 0;
             p = weft__runq_pop(&w->runq);
+        }
+        if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+            (p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire)))
+            w->runnext_streak++;
+        if (!p && (p = weft__runq_pop(&w->runq)))
+            w->runnext_streak = 0;
         if (!p)
             p = inbox_pop(w);
         if (!p || (p = with_stack(w, p)))

@@ -575,3 +575,51 @@ Test(sched, worker_id_outside_a_process, .timeout = 10)
     ASSERT_RC(weft_worker_id(), -EPERM);
     ASSERT_OK(weft_stop(WEFT_FOREVER));
 }
+
+/* ---- a message pair does not starve the run queue ------------------------------ */
+
+/* Two processes wake each other through run-next for ever (a rendezvous
+ * ping-pong) on one worker, until a third one, waiting in the run queue,
+ * runs and stops them: the run queue must get a turn. */
+static atomic_int pair_stop;
+static weft_chan pair_ch;
+
+static intptr_t pair_member(void *arg)
+{
+    int64_t v = 0;
+    long rounds = 0;
+    while (!atomic_load(&pair_stop)) {
+        if (arg ? weft_chan_send(pair_ch, &v, sizeof v, WEFT_FOREVER) != 0
+                : weft_chan_recv(pair_ch, &v, sizeof v, WEFT_FOREVER) != 0)
+            break;
+        rounds++;
+    }
+    return rounds;
+}
+
+static intptr_t stopper(void *arg)
+{
+    weft_yield(); /* into the run queue, behind the pair */
+    atomic_store(&pair_stop, 1);
+    return weft_chan_close(pair_ch);
+}
+
+static intptr_t pair_main(void *arg)
+{
+    weft_pid a, b, s;
+    if (weft_chan_make(&pair_ch, sizeof(int64_t), 0) != 0 ||
+        weft_spawn(&s, stopper, NULL, NULL) != 0 || weft_spawn(&a, pair_member, NULL, NULL) != 0 ||
+        weft_spawn(&b, pair_member, (void *)1, NULL) != 0)
+        return -1;
+    intptr_t ra = 0, rb = 0, rs = -1;
+    weft_join(a, &ra, WEFT_FOREVER);
+    weft_join(b, &rb, WEFT_FOREVER);
+    weft_join(s, &rs, WEFT_FOREVER);
+    weft_chan_release(pair_ch);
+    return rs == 0 && ra > 0 ? 1 : 0;
+}
+
+Test(sched, message_pair_does_not_starve_run_queue, .timeout = 20)
+{
+    ASSERT_CMP(test_run(1, pair_main, NULL), ==, 1);
+}
