@@ -86,8 +86,15 @@ for t in "${tests[@]}"; do
 done
 if [[ $switch_only == 0 ]]; then
     step "4. running the whole runtime under $qemu: the examples check their own output"
-    for ex in hello embedded; do
-        run "${timeout_cmd[@]}" "$qemu" -L "$cross_root" "$build/lib/examples/example-$ex" >/dev/null
+    # The channel examples too: aarch64's weaker memory order checks the
+    # channel and wait protocols' fences. (--deadlock writes its report on
+    # stderr and exits 0 only when the detector found the deadlock.)
+    for ex in "hello" "embedded" "sieve --n 100" "power_series" "philosophers --meals 50" \
+              "philosophers --deadlock" "bounded_buffer --items 2000"; do
+        read -r name args <<<"$ex"
+        # shellcheck disable=SC2086 # args is a word list
+        run "${timeout_cmd[@]}" "$qemu" -L "$cross_root" "$build/lib/examples/example-$name" $args \
+            >/dev/null 2>&1
     done
 fi
 step "aarch64: all context-switch tests and examples passed"

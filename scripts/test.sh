@@ -37,7 +37,10 @@ if [ $quick -eq 0 ]; then
       "_build/release/examples/example-$ex" >/dev/null
   done
   valgrind -q --error-exitcode=1 _build/release/bench/weft-bench spawn --workers 2 --n 20000 >/dev/null
-  echo "valgrind: 3 passed, 0 failed"
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    _build/release/examples/example-sieve --n 100 --workers 2 >/dev/null
+  valgrind -q --error-exitcode=1 _build/release/bench/weft-bench pingpong --workers 2 --n 20000 >/dev/null
+  echo "valgrind: 5 passed, 0 failed"
   stages=$((stages + 1))
 
   echo "== generic context switch (ucontext): switch test, processes, examples"
