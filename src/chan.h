@@ -26,8 +26,7 @@ struct weft__chanq {
 enum { WEFT__CHAN_INLINE = 64 }; /* buffers up to this size live in the block */
 
 /* The lock has a cache line of its own: a core spinning on it then does not
- * steal the line the holder is writing (that false sharing made two workers
- * six times slower than one on fanin). */
+ * pull away the line the holder is writing. */
 struct weft__chan {
     _Alignas(WEFT__CACHELINE) weft__spinlock lock;
     _Alignas(WEFT__CACHELINE) uint32_t elem_size, cap;

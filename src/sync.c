@@ -8,16 +8,27 @@
 
 #include "internal.h"
 
+enum { SPIN_BACKOFF_MAX = 1024 }; /* pause instructions between looks, at most */
+
+/* Contended: back off exponentially, so that the waiting core stops pulling
+ * the lock's line away from the holder, and the holder's core runs on with
+ * it warm (a cross-core line transfer costs more here than many critical
+ * sections). */
 void weft__spin_lock_slow(weft__spinlock *l)
 {
-    for (unsigned spins = 0;; spins++) {
+    unsigned pauses = 4;
+    for (unsigned rounds = 0;; rounds++) {
         if (!atomic_load_explicit(&l->locked, memory_order_relaxed) &&
             !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire))
             return;
-        if (spins < 100)
-            weft__cpu_relax();
-        else
+        if (rounds < 64) {
+            for (unsigned i = 0; i < pauses; i++)
+                weft__cpu_relax();
+            if (pauses < SPIN_BACKOFF_MAX)
+                pauses *= 2;
+        } else {
             sched_yield(); /* the holder was preempted: let it finish */
+        }
     }
 }
 
