@@ -296,3 +296,42 @@ static int run_fanin(const struct bench_args *args, struct bench_result *out)
 }
 
 const struct bench bench_fanin = {"fanin", 10000000, "ns per message", run_fanin};
+
+/* ---- poll: non-blocking receives on an empty channel (not in BENCH.md) --------------
+ * The issue's floor for the lock-free empty check: a few ns, no lock, no
+ * system call. */
+
+struct poll_state {
+    long n;
+    double seconds;
+    long timeouts;
+};
+
+static intptr_t poll_main(void *arg)
+{
+    struct poll_state *s = arg;
+    weft_chan ch;
+    if (weft_chan_make(&ch, sizeof(int64_t), 0) != 0)
+        return -1;
+    int64_t v, t0 = weft_now();
+    for (long i = 0; i < s->n; i++)
+        s->timeouts += weft_chan_recv(ch, &v, sizeof v, 0) == -ETIMEDOUT;
+    s->seconds = (weft_now() - t0) / 1e9;
+    weft_chan_release(ch);
+    return 0;
+}
+
+static int run_poll(const struct bench_args *args, struct bench_result *out)
+{
+    struct poll_state s = {.n = args->n};
+    if (bench_run(args, poll_main, &s) != 0 || s.timeouts != s.n) {
+        fprintf(stderr, "poll: %ld of %ld receives timed out\n", s.timeouts, s.n);
+        return 1;
+    }
+    out->seconds = s.seconds;
+    out->value = s.seconds * 1e9 / (double)s.n;
+    return 0;
+}
+
+const struct bench bench_poll = {"poll", 10000000, "ns per non-blocking receive on an empty channel",
+                                 run_poll};

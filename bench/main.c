@@ -10,7 +10,7 @@
 
 static const struct bench *const benches[] = {
     &bench_switch, &bench_spawn, &bench_pingpong, &bench_ring, &bench_skynet, &bench_fanin,
-    &bench_memory, &bench_idle,
+    &bench_memory, &bench_idle, &bench_poll,
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 
