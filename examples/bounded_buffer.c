@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "weft.h"
+#include "options.h"
 
 enum { CAPACITY = 16 };
 
@@ -269,24 +270,6 @@ static intptr_t app(void *arg)
            s->producers, CAPACITY, s->consumers, consumed, weft_workers(),
            (weft_now() - t0) / 1e6, status ? "WRONG" : "ok");
     return status;
-}
-
-/* Parses the value of a numeric option; exits with a message if it is bad. */
-static long option_value(int argc, char **argv, int *i, long min, long max)
-{
-    const char *flag = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s needs a value\n", flag);
-        exit(2);
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(argv[++*i], &end, 10);
-    if (errno || *end || end == argv[*i] || v < min || v > max) {
-        fprintf(stderr, "%s: expected a number in %ld..%ld\n", flag, min, max);
-        exit(2);
-    }
-    return v;
 }
 
 int main(int argc, char **argv)

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "weft.h"
+#include "options.h"
 
 enum { N = 5, SEATS = N - 1, NOBODY = -1 };
 
@@ -266,24 +267,6 @@ static intptr_t app(void *arg)
     printf("%d philosophers ate %ld meals each on %d workers, forks never shared: %s\n", N,
            t->meals, weft_workers(), status ? "WRONG" : "ok");
     return status;
-}
-
-/* Parses the value of a numeric option; exits with a message if it is bad. */
-static long option_value(int argc, char **argv, int *i, long min, long max)
-{
-    const char *flag = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s needs a value\n", flag);
-        exit(2);
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(argv[++*i], &end, 10);
-    if (errno || *end || end == argv[*i] || v < min || v > max) {
-        fprintf(stderr, "%s: expected a number in %ld..%ld\n", flag, min, max);
-        exit(2);
-    }
-    return v;
 }
 
 int main(int argc, char **argv)

@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "weft.h"
+#include "options.h"
 
 enum {
     TERMS = 10,     /* coefficients printed and checked */
@@ -499,24 +500,6 @@ static intptr_t app(void *arg)
     printf("%d series, %d terms each, %d processes on %d workers: %s\n", NSERIES, TERMS,
            net.nprocs, weft_workers(), wrong ? "WRONG" : "ok");
     return wrong;
-}
-
-/* Parses the value of a numeric option; exits with a message if it is bad. */
-static long option_value(int argc, char **argv, int *i, long min, long max)
-{
-    const char *flag = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s needs a value\n", flag);
-        exit(2);
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(argv[++*i], &end, 10);
-    if (errno || *end || end == argv[*i] || v < min || v > max) {
-        fprintf(stderr, "%s: expected a number in %ld..%ld\n", flag, min, max);
-        exit(2);
-    }
-    return v;
 }
 
 int main(int argc, char **argv)

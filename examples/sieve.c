@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "weft.h"
+#include "options.h"
 
 struct stage {
     weft_chan in, out; /* the generator has no input */
@@ -207,24 +208,6 @@ static intptr_t app(void *arg)
            weft_workers(), ms, status ? "WRONG" : "ok");
     free(expect);
     return status;
-}
-
-/* Parses the value of a numeric option; exits with a message if it is bad. */
-static long option_value(int argc, char **argv, int *i, long min, long max)
-{
-    const char *flag = argv[*i];
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s needs a value\n", flag);
-        exit(2);
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(argv[++*i], &end, 10);
-    if (errno || *end || end == argv[*i] || v < min || v > max) {
-        fprintf(stderr, "%s: expected a number in %ld..%ld\n", flag, min, max);
-        exit(2);
-    }
-    return v;
 }
 
 int main(int argc, char **argv)

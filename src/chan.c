@@ -263,21 +263,6 @@ int weft__chan_wrong_size(struct weft__chan *c, uint64_t ch, size_t size)
                         (unsigned long long)ch, c->elem_size, size);
 }
 
-/* Runs call from a process (self is the calling process) or from an outside
- * thread (self NULL), counted as inside the runtime (see weft__outside_enter). */
-#define FROM_ANYWHERE(call)                                                     \
-    do {                                                                        \
-        struct weft__worker *worker = weft__worker_current();                   \
-        struct weft__proc *self = worker ? worker->current : NULL;              \
-        if (self)                                                               \
-            return call;                                                        \
-        int err_ = weft__outside_enter(true);                                   \
-        if (err_)                                                               \
-            return err_;                                                        \
-        err_ = call;                                                            \
-        weft__outside_leave();                                                  \
-        return err_;                                                            \
-    } while (0)
 
 /* ---- the public calls -------------------------------------------------------------- */
 
@@ -332,7 +317,7 @@ int weft_chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
     if (capacity > WEFT_CHAN_BUFFER_MAX / elem_size)
         return weft__misuse(-E2BIG, "weft_chan_make: %zu elements of %zu bytes exceed %zu bytes",
                             capacity, elem_size, WEFT_CHAN_BUFFER_MAX);
-    FROM_ANYWHERE(chan_make(ch, elem_size, capacity));
+    WEFT__FROM_ANYWHERE(chan_make(ch, elem_size, capacity));
 }
 
 /* Waits with op queued on c (locked by the caller, unlocked here), from a
@@ -409,14 +394,14 @@ int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_send: elem is NULL");
-    FROM_ANYWHERE(chan_op(worker, self, true, ch, (void *)(uintptr_t)elem, size, deadline));
+    WEFT__FROM_ANYWHERE(chan_op(worker, self, true, ch, (void *)(uintptr_t)elem, size, deadline));
 }
 
 int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_recv: elem is NULL");
-    FROM_ANYWHERE(chan_op(worker, self, false, ch, elem, size, deadline));
+    WEFT__FROM_ANYWHERE(chan_op(worker, self, false, ch, elem, size, deadline));
 }
 
 static int chan_close(weft_chan ch)
@@ -443,7 +428,7 @@ static int chan_close(weft_chan ch)
 
 int weft_chan_close(weft_chan ch)
 {
-    FROM_ANYWHERE(chan_close(ch));
+    WEFT__FROM_ANYWHERE(chan_close(ch));
 }
 
 static int chan_retain(weft_chan ch)
@@ -456,7 +441,7 @@ static int chan_retain(weft_chan ch)
 
 int weft_chan_retain(weft_chan ch)
 {
-    FROM_ANYWHERE(chan_retain(ch));
+    WEFT__FROM_ANYWHERE(chan_retain(ch));
 }
 
 static void destroy(struct weft__chan *c)
@@ -490,7 +475,7 @@ static int chan_release(weft_chan ch)
 
 int weft_chan_release(weft_chan ch)
 {
-    FROM_ANYWHERE(chan_release(ch));
+    WEFT__FROM_ANYWHERE(chan_release(ch));
 }
 
 static int chan_query(weft_chan ch, bool cap)
@@ -506,10 +491,10 @@ static int chan_query(weft_chan ch, bool cap)
 
 int weft_chan_len(weft_chan ch)
 {
-    FROM_ANYWHERE(chan_query(ch, false));
+    WEFT__FROM_ANYWHERE(chan_query(ch, false));
 }
 
 int weft_chan_cap(weft_chan ch)
 {
-    FROM_ANYWHERE(chan_query(ch, true));
+    WEFT__FROM_ANYWHERE(chan_query(ch, true));
 }

@@ -527,6 +527,22 @@ void weft__proc_reap_all(void);
 void weft__proc_cache_flush(struct weft__worker *w);
 int weft__proc_layer_init(void);
 
+/* Runs call from a process (self is the calling process) or from an outside
+ * thread (self NULL), counted as inside the runtime (see weft__outside_enter): returns call's result. */
+#define WEFT__FROM_ANYWHERE(call)                                               \
+    do {                                                                        \
+        struct weft__worker *worker = weft__worker_current();                   \
+        struct weft__proc *self = worker ? worker->current : NULL;              \
+        if (self)                                                               \
+            return call;                                                        \
+        int err_ = weft__outside_enter(true);                                   \
+        if (err_)                                                               \
+            return err_;                                                        \
+        err_ = call;                                                            \
+        weft__outside_leave();                                                  \
+        return err_;                                                            \
+    } while (0)
+
 /* runtime.c: an outside thread inside a call that touches runtime objects
  * is counted, so that weft_stop frees nothing under it. enter returns 0, or
  * -ESHUTDOWN (no runtime), -ECANCELED (stopping, unless allowed). */

@@ -311,23 +311,10 @@ joined:
     return err;
 }
 
-/* Runs call(pid) from a process, or from an outside thread counted as inside
- * the runtime (see weft__outside_enter). */
-#define FROM_ANYWHERE(call)                                                     \
-    do {                                                                        \
-        if (current_proc())                                                     \
-            return call;                                                        \
-        int err_ = weft__outside_enter(true);                                   \
-        if (err_)                                                               \
-            return err_;                                                        \
-        err_ = call;                                                            \
-        weft__outside_leave();                                                  \
-        return err_;                                                            \
-    } while (0)
 
 int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
 {
-    FROM_ANYWHERE(join(pid, result, deadline));
+    WEFT__FROM_ANYWHERE(join(pid, result, deadline));
 }
 
 static int detach(weft_pid pid)
@@ -354,7 +341,7 @@ static int detach(weft_pid pid)
 
 int weft_detach(weft_pid pid)
 {
-    FROM_ANYWHERE(detach(pid));
+    WEFT__FROM_ANYWHERE(detach(pid));
 }
 
 weft_pid weft_self(void)
@@ -436,7 +423,7 @@ int weft_proc_name(weft_pid pid, char *buf, size_t len)
 {
     if (!buf || len == 0)
         return weft__misuse(-EINVAL, "weft_proc_name: no buffer");
-    FROM_ANYWHERE(proc_name(pid, buf, len));
+    WEFT__FROM_ANYWHERE(proc_name(pid, buf, len));
 }
 
 /* Drops n references taken through handle (which may differ from p->pid

@@ -8,14 +8,6 @@
 #include "test.h"
 
 
-static void start_workers(unsigned workers)
-{
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = workers;
-    ASSERT_OK(weft_start(&cfg));
-}
-
 /* After a stop, weft holds no memory: the allocation hook can be swapped
  * (weft_set_allocator refuses while any block taken through it is held). */
 static void assert_nothing_held(const char *when)

@@ -27,14 +27,6 @@ static intptr_t wait_gate(void *arg)
     return (intptr_t)arg;
 }
 
-static void start_workers(unsigned workers)
-{
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = workers;
-    ASSERT_OK(weft_start(&cfg));
-}
-
 /* ---- weft_spawn ------------------------------------------------------------------- */
 
 /* The argument checks of weft_spawn; the caller is a process or a thread. */

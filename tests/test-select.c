@@ -11,73 +11,6 @@
 #define TEST_PROC_CHECKS
 #include "test.h"
 
-/* ---- helpers ------------------------------------------------------------------------ */
-
-static void start_workers(unsigned workers)
-{
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = workers;
-    ASSERT_OK(weft_start(&cfg));
-}
-
-/* Runs fn as the main process at the given workers; it must return 0. The
- * checks are asserted first: a failed one explains what follows it (a main
- * process that gave up can leave the others deadlocked). */
-static void run_at(unsigned workers, weft_proc_fn fn, void *arg)
-{
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = workers;
-    intptr_t r = -12345;
-    int rc = weft_run(fn, arg, &cfg, &r);
-    ASSERT_CHECKS();
-    ASSERT_RC(rc, 0);
-    cr_assert_eq(r, 0, "%u workers: main returned %ld", workers, (long)r);
-}
-
-static void run_1_and_2(weft_proc_fn fn, void *arg)
-{
-    run_at(1, fn, arg);
-    run_at(2, fn, arg);
-}
-
-static weft_pid spawn_proc(weft_proc_fn fn, void *arg)
-{
-    weft_pid pid = 0;
-    CHECK_RC(weft_spawn(&pid, fn, arg, NULL), 0);
-    return pid;
-}
-
-/* Spawns fn(arg) starting on the given worker (modulo the workers there
- * are), pinned to it if asked and there is more than one worker: spreads a
- * test's processes over the workers. */
-static weft_pid spawn_on(weft_proc_fn fn, void *arg, int worker, int pinned)
-{
-    weft_spawn_opts opts;
-    weft_spawn_opts_init(&opts);
-    int n = weft_workers();
-    opts.worker = n > 0 ? worker % n : -1;
-    opts.pinned = pinned && n > 1;
-    weft_pid pid = 0;
-    CHECK_RC(weft_spawn(&pid, fn, arg, &opts), 0);
-    return pid;
-}
-
-static intptr_t join_proc(weft_pid pid)
-{
-    intptr_t r = -12345;
-    CHECK_RC(weft_join(pid, &r, WEFT_FOREVER), 0);
-    return r;
-}
-
-static weft_chan make_chan(size_t elem_size, size_t cap)
-{
-    weft_chan ch = 0;
-    CHECK_RC(weft_chan_make(&ch, elem_size, cap), 0);
-    return ch;
-}
-
 /* A generous deadline for selects that must complete: a lost wake-up shows
  * as -ETIMEDOUT with a message instead of a hang. */
 static int64_t soon(void)
@@ -163,7 +96,7 @@ Test(select, two_recv_cases_never_both_fire, .timeout = 60)
     for (int round = 0; round < (test_sanitized() ? 1 : 10); round++)
         for (size_t cap = 0; cap <= 3; cap += 3) {
             struct two_recv t = {.n = n, .cap = cap};
-            run_at(2, two_recv_main, &t);
+            run_at_workers(2, two_recv_main, &t);
         }
 }
 
@@ -254,7 +187,7 @@ Test(select, two_send_cases_never_both_fire, .timeout = 60)
         struct two_send t = {.total = total, .cap = round % 2 ? 3 : 0};
         t.owner = calloc((size_t)total, sizeof *t.owner);
         t.fired = calloc((size_t)total, sizeof *t.fired);
-        run_at(2, two_send_main, &t);
+        run_at_workers(2, two_send_main, &t);
         free(t.owner);
         free(t.fired);
     }
@@ -574,10 +507,10 @@ Test(select, stress_four_channels_ten_processes, .timeout = 60)
     s.seen = calloc((size_t)ST_CHANS * 2 * s.n, sizeof *s.seen);
     for (int round = 0; round < (test_sanitized() ? 3 : 10); round++) {
         memset(s.seen, 0, (size_t)ST_CHANS * 2 * s.n * sizeof *s.seen);
-        run_at(2, stress_main, &s);
+        run_at_workers(2, stress_main, &s);
     }
     memset(s.seen, 0, (size_t)ST_CHANS * 2 * s.n * sizeof *s.seen);
-    run_at(1, stress_main, &s);
+    run_at_workers(1, stress_main, &s);
     free(s.seen);
 }
 
@@ -1369,7 +1302,7 @@ Test(select, shutdown_cancels_blocked_selects, .timeout = 30)
         atomic_store(&sel_canceled, 0);
         atomic_store(&sel_other, 0);
         atomic_store(&sel_entered, 0);
-        run_at(workers, select_shutdown_main, NULL);
+        run_at_workers(workers, select_shutdown_main, NULL);
         cr_assert_eq(atomic_load(&sel_canceled), 4, "%d of 4 canceled, %d other", atomic_load(&sel_canceled),
                      atomic_load(&sel_other));
     }
@@ -1485,7 +1418,7 @@ static intptr_t bad_case_beside_ready_main(void *arg)
 
 Test(select, bad_case_reported_even_when_another_case_is_ready, .timeout = 30)
 {
-    run_at(1, bad_case_beside_ready_main, NULL);
+    run_at_workers(1, bad_case_beside_ready_main, NULL);
 }
 
 Test(select, select_without_runtime_is_eshutdown, .timeout = 30)

@@ -68,6 +68,15 @@ static inline intptr_t test_run(unsigned workers, weft_proc_fn fn, void *arg)
     return result;
 }
 
+/* Starts an embedded runtime with `workers` workers. */
+static inline void start_workers(unsigned workers)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    ASSERT_OK(weft_start(&cfg));
+}
+
 /* Checks inside processes (define TEST_PROC_CHECKS before including this).
  * A failed cr_assert must not run on a worker thread (Criterion's assertions
  * longjmp to the test's thread), so a failed CHECK is counted and the first
@@ -104,6 +113,64 @@ __attribute__((format(printf, 2, 3))) static void check_fail(int line, const cha
 #define ASSERT_CHECKS()                                                                       \
     cr_assert_eq(atomic_load(&check_failures), 0, "%d check(s) failed in processes; first: %s", \
                  atomic_load(&check_failures), check_first)
+
+/* Helpers for tests that run many processes (channels, select). */
+/* Runs fn as the main process at the given workers; it must return 0. The
+ * checks are asserted first: a failed one explains what follows it (a main
+ * process that gave up can leave the others deadlocked). */
+static inline void run_at_workers(unsigned workers, weft_proc_fn fn, void *arg)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    intptr_t r = -12345;
+    int rc = weft_run(fn, arg, &cfg, &r);
+    ASSERT_CHECKS();
+    ASSERT_RC(rc, 0);
+    cr_assert_eq(r, 0, "%u workers: main returned %ld", workers, (long)r);
+}
+
+static inline void run_1_and_2(weft_proc_fn fn, void *arg)
+{
+    run_at_workers(1, fn, arg);
+    run_at_workers(2, fn, arg);
+}
+
+static inline weft_pid spawn_proc(weft_proc_fn fn, void *arg)
+{
+    weft_pid pid = 0;
+    CHECK_RC(weft_spawn(&pid, fn, arg, NULL), 0);
+    return pid;
+}
+
+/* Spawns fn(arg) starting on the given worker (modulo the workers there
+ * are), pinned to it if asked and there is more than one worker: spreads a
+ * test's processes over the workers. */
+static inline weft_pid spawn_on(weft_proc_fn fn, void *arg, int worker, int pinned)
+{
+    weft_spawn_opts opts;
+    weft_spawn_opts_init(&opts);
+    int n = weft_workers();
+    opts.worker = n > 0 ? worker % n : -1;
+    opts.pinned = pinned && n > 1;
+    weft_pid pid = 0;
+    CHECK_RC(weft_spawn(&pid, fn, arg, &opts), 0);
+    return pid;
+}
+
+static inline intptr_t join_proc(weft_pid pid)
+{
+    intptr_t r = -12345;
+    CHECK_RC(weft_join(pid, &r, WEFT_FOREVER), 0);
+    return r;
+}
+
+static inline weft_chan make_chan(size_t elem_size, size_t cap)
+{
+    weft_chan ch = 0;
+    CHECK_RC(weft_chan_make(&ch, elem_size, cap), 0);
+    return ch;
+}
 #endif
 
 #endif
