@@ -420,6 +420,9 @@ static int chan_close(weft_chan ch)
                             (unsigned long long)ch);
     }
     __atomic_store_n(&c->closed, true, __ATOMIC_RELAXED);
+    /* Before the queues empty: a lock-free check that sees them empty then
+     * sees closed too (it pairs with the check's acquire fence). */
+    atomic_thread_fence(memory_order_release);
     struct weft__chan_op *woken = claim_all(c);
     weft__spin_unlock(&c->lock);
     wake_all(woken, -EPIPE);
@@ -448,6 +451,7 @@ static void destroy(struct weft__chan *c)
 {
     weft__spin_lock(&c->lock);
     __atomic_store_n(&c->handle, 0, __ATOMIC_RELAXED);
+    atomic_thread_fence(memory_order_release); /* as in chan_close */
     struct weft__chan_op *woken = claim_all(c);
     unsigned char *buf = c->buf;
     size_t bytes = (size_t)c->cap * c->elem_size;

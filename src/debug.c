@@ -28,7 +28,7 @@
 
 #include "chan.h"
 
-enum { MAX_EDGES = 8, OUT_BUF = 4096 };
+enum { MAX_EDGES = 8, MAX_CASES = 8, OUT_BUF = 4096 };
 
 /* A snapshot of one process. */
 struct entry {
@@ -38,7 +38,10 @@ struct entry {
     bool is_main, blocked, ended;
     int why;
     uint64_t obj;
-    const weft_case *cases;
+    struct {
+        int kind;
+        uint64_t handle;
+    } cases[MAX_CASES];        /* the enabled cases of a select, copied */
     size_t ncases;
     int64_t deadline;
     weft_pid edges[MAX_EDGES]; /* processes it waits for */
@@ -138,15 +141,30 @@ static void take(struct weft__proc *p, void *arg)
     e->is_main = p->is_main;
     e->ended = atomic_load_explicit(&p->join_state, memory_order_acquire) & WEFT__JOIN_DEAD;
     struct weft__waiter *w = &p->waiter;
-    e->blocked = !e->ended && (atomic_load_explicit(&w->state, memory_order_acquire) &
-                               WEFT__WAIT_PHASE) == WEFT__WAIT_OPEN;
+    unsigned state = atomic_load_explicit(&w->state, memory_order_acquire);
+    e->blocked = !e->ended && (state & WEFT__WAIT_PHASE) == WEFT__WAIT_OPEN;
     if (!e->blocked)
         return;
     e->why = atomic_load_explicit(&w->why, memory_order_relaxed);
     e->obj = atomic_load_explicit(&w->why_obj, memory_order_relaxed);
-    e->cases = atomic_load_explicit(&w->why_cases, memory_order_relaxed);
-    e->ncases = atomic_load_explicit(&w->why_ncases, memory_order_relaxed);
     e->deadline = __atomic_load_n(&w->why_deadline, __ATOMIC_RELAXED);
+    if (e->why == WEFT__WHY_SELECT) {
+        /* The array belongs to the selecting process: copied now, and kept
+         * only if the same wait is still open afterwards. */
+        const weft_case *cases = atomic_load_explicit(&w->why_cases, memory_order_relaxed);
+        size_t n = atomic_load_explicit(&w->why_ncases, memory_order_relaxed);
+        for (size_t i = 0; cases && i < n && e->ncases < MAX_CASES; i++) {
+            if (cases[i].disabled)
+                continue;
+            e->cases[e->ncases].kind = cases[i].kind;
+            e->cases[e->ncases++].handle = cases[i].handle;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&w->state, memory_order_relaxed) != state) {
+            e->blocked = false;
+            return;
+        }
+    }
     switch (e->why) {
     case WEFT__WHY_JOIN:
         add_edge(e, e->obj);
@@ -156,9 +174,8 @@ static void take(struct weft__proc *p, void *arg)
         add_edge(e, chan_peer(e->obj, e->pid));
         break;
     case WEFT__WHY_SELECT:
-        for (size_t i = 0; e->cases && i < e->ncases; i++)
-            if (!e->cases[i].disabled)
-                add_edge(e, chan_peer(e->cases[i].handle, e->pid));
+        for (size_t i = 0; i < e->ncases; i++)
+            add_edge(e, chan_peer(e->cases[i].handle, e->pid));
         break;
     default:
         break;
@@ -208,14 +225,10 @@ static void print_wait(struct out *o, struct snapshot *s, struct entry *e)
     case WEFT__WHY_SELECT: {
         size_t shown = 0;
         out_printf(o, "select over");
-        for (size_t i = 0; e->cases && i < e->ncases; i++) {
-            const weft_case *c = &e->cases[i];
-            if (c->disabled)
-                continue;
+        for (size_t i = 0; i < e->ncases; i++)
             out_printf(o, "%s %s channel %#llx", shown++ ? "," : "",
-                       c->kind == WEFT_CASE_SEND ? "send on" : "receive on",
-                       (unsigned long long)c->handle);
-        }
+                       e->cases[i].kind == WEFT_CASE_SEND ? "send on" : "receive on",
+                       (unsigned long long)e->cases[i].handle);
         if (!shown)
             out_printf(o, " no enabled case");
         break;
@@ -338,13 +351,16 @@ static bool on_stall(void)
     struct weft__runtime *rt = &weft__rt;
     atomic_thread_fence(memory_order_seq_cst);
     if (!atomic_load(&rt->detect_deadlock) || !weft__runtime_main_running() ||
-        atomic_load(&rt->state) != WEFT__RT_RUNNING || !quiescent() ||
-        weft__sched_live_procs() == 0)
+        atomic_load(&rt->state) != WEFT__RT_RUNNING)
         return false;
-    /* An outside thread inside a call or attached may still wake a process:
-     * the parking worker looks again in a while (it may have been about to
-     * leave the call that counted it). */
-    if (atomic_load(&rt->outside_active) != 0 || atomic_load(&rt->attached) != 0)
+    /* Outside threads are read before the queues: whatever a thread did
+     * before it left its call or detached (a send that woke a process) is
+     * then seen by quiescent(). One inside a call or attached may still
+     * wake a process: the parking worker looks again in a while. */
+    bool outside = atomic_load(&rt->outside_active) != 0 || atomic_load(&rt->attached) != 0;
+    if (!quiescent() || weft__sched_live_procs() == 0)
+        return false;
+    if (outside)
         return true;
     if (weft__runtime_deadlock_claim()) {
         report(STDERR_FILENO, "deadlock: no process can run again (weft_run returns -EDEADLK)");

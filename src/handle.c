@@ -129,7 +129,7 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
     /* The handle is written first (it may live in obj): whoever takes a
      * reference through the slot sees it. */
     *handle = gen << 32 | index;
-    atomic_store_explicit(&s->obj, obj, memory_order_relaxed);
+    atomic_store_explicit(&s->obj, obj, memory_order_release);
     atomic_store_explicit(&s->state, gen << 32 | (uint64_t)type << TYPE_SHIFT | refs,
                           memory_order_release);
     return 0;

@@ -169,7 +169,13 @@ static inline void *weft__handle_peek(uint64_t handle, int type)
     if (st >> 32 != handle >> 32 || (st & WEFT__HANDLE_REFS_MASK) == 0 ||
         (int)((st >> WEFT__HANDLE_TYPE_SHIFT) & 0xFF) != type)
         return NULL;
-    return atomic_load_explicit(&s->obj, memory_order_relaxed);
+    /* The slot may be freed and reused for another type between the two
+     * loads: the state read again after obj (which every reuse changes)
+     * tells. */
+    void *obj = atomic_load_explicit(&s->obj, memory_order_acquire);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) != st)
+        return NULL;
+    return obj;
 }
 /* Takes one more reference on a handle already held. */
 void weft__handle_retain(uint64_t handle);
@@ -351,6 +357,8 @@ struct weft__worker {
 
     _Alignas(WEFT__CACHELINE) struct weft__proc *current; /* running process or NULL */
     struct weft__proc *prev;                   /* context just left, see after */
+    struct weft__proc *handoff;                /* picked, still on another CPU: the
+                                                  scheduler context runs it next */
     enum weft__after after;
     struct weft__ctx sched_ctx;                /* the thread's own stack */
     unsigned id;
@@ -393,7 +401,9 @@ struct weft__worker {
 struct weft__worker *weft__worker_current(void);
 
 /* The runtime: one per program at a time. */
-enum { WEFT__RT_STOPPED, WEFT__RT_STARTING, WEFT__RT_RUNNING, WEFT__RT_STOPPING };
+/* TEARDOWN: weft_stop frees the runtime; no call may enter any more. */
+enum { WEFT__RT_STOPPED, WEFT__RT_STARTING, WEFT__RT_RUNNING, WEFT__RT_STOPPING,
+       WEFT__RT_TEARDOWN };
 
 struct weft__runtime {
     atomic_int state;                          /* WEFT__RT_* */

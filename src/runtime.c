@@ -161,9 +161,15 @@ int weft_stop(int64_t deadline)
             next_cancel = now + (took * 5 > CANCEL_EVERY ? took * 5 : CANCEL_EVERY);
         }
         /* Outside threads first: one still inside weft_spawn has counted its
-         * process by the time it leaves. */
-        if (atomic_load(&weft__rt.outside_active) == 0 && weft__sched_live_procs() == 0)
-            break;
+         * process by the time it leaves. Then no call may enter any more
+         * (TEARDOWN), and a call that entered meanwhile is waited for:
+         * both sides are sequentially consistent (see weft__outside_enter). */
+        if (atomic_load(&weft__rt.outside_active) == 0 && weft__sched_live_procs() == 0) {
+            atomic_store(&weft__rt.state, WEFT__RT_TEARDOWN);
+            if (atomic_load(&weft__rt.outside_active) == 0)
+                break;
+            atomic_store(&weft__rt.state, WEFT__RT_STOPPING);
+        }
         if (deadline >= 0 && now >= deadline) {
             pthread_mutex_unlock(&lifecycle_lock);
             return -ETIMEDOUT;

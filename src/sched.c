@@ -380,9 +380,19 @@ static void switch_to(struct weft__worker *w, struct weft__proc *next, enum weft
         return; /* woken (say by its own timer, fired while picking) before it left */
     struct weft__ctx *from = cur ? &cur->ctx : &w->sched_ctx;
     struct weft__ctx *to = &w->sched_ctx;
+    if (next && atomic_load_explicit(&next->on_cpu, memory_order_acquire)) {
+        /* next is still leaving another worker, which may itself be waiting
+         * for cur to leave this one: wait for it on the scheduler's stack,
+         * once cur is off (worker_main runs the handoff). */
+        if (cur) {
+            w->handoff = next;
+            next = NULL;
+        } else {
+            while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
+                weft__cpu_relax();
+        }
+    }
     if (next) {
-        while (atomic_load_explicit(&next->on_cpu, memory_order_acquire))
-            weft__cpu_relax();
         atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
         to = &next->ctx;
     }
@@ -704,8 +714,13 @@ static void *worker_main(void *arg)
 #endif
     weft__overflow_thread_init(w);
     struct weft__proc *p;
-    while ((p = find_work(w)))
+    for (;;) {
+        if ((p = w->handoff))
+            w->handoff = NULL; /* picked while still leaving another worker */
+        else if (!(p = find_work(w)))
+            break;
         switch_to(w, p, WEFT__AFTER_NONE);
+    }
     weft__overflow_thread_term(w);
     tls_worker = NULL;
     return NULL;
