@@ -1967,3 +1967,47 @@ Test(chan, shutdown_cancels_processes_blocked_on_channels, .timeout = 30)
         cr_assert_eq(atomic_load(&shutdown_other), 0);
     }
 }
+
+/* Threads outside the runtime keep calling channel operations while
+ * weft_stop tears the runtime down: every call either works, is canceled or
+ * finds no runtime; none touches freed memory (ASan watches). */
+static atomic_int teardown_go;
+static weft_chan teardown_ch;
+
+static void *teardown_user(void *arg)
+{
+    while (!atomic_load(&teardown_go))
+        sched_yield();
+    for (;;) {
+        int64_t v = 1;
+        int rc = weft_chan_send(teardown_ch, &v, sizeof v, 0);
+        if (rc == -ESHUTDOWN)
+            return NULL;
+        rc = weft_chan_recv(teardown_ch, &v, sizeof v, 0);
+        if (rc == -ESHUTDOWN)
+            return NULL;
+        if (rc != 0 && rc != -ETIMEDOUT && rc != -ECANCELED && rc != -EBADF)
+            return (void *)(intptr_t)rc;
+    }
+}
+
+Test(chan, outside_calls_racing_stop_touch_nothing_freed, .timeout = 60)
+{
+    for (int round = 0; round < 20; round++) {
+        start_workers(2);
+        ASSERT_OK(weft_chan_make(&teardown_ch, sizeof(int64_t), 4));
+        atomic_store(&teardown_go, 0);
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(pthread_create(&t[i], NULL, teardown_user, NULL), 0);
+        atomic_store(&teardown_go, 1);
+        for (int64_t until = weft_now() + 2 * MS; weft_now() < until;)
+            sched_yield();
+        ASSERT_OK(weft_stop(WEFT_FOREVER));
+        for (int i = 0; i < 3; i++) {
+            void *rc;
+            pthread_join(t[i], &rc);
+            cr_assert_eq((intptr_t)rc, 0, "a call returned %d", (int)(intptr_t)rc);
+        }
+    }
+}
