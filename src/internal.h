@@ -457,10 +457,8 @@ void weft__sched_ready_on(struct weft__proc *p, int worker);
  * worker; the calling process runs next (unless an idle worker steals it
  * first). p must be allowed on this worker. */
 void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p);
-/* The calling process gives up its worker until woken (weft__sched_ready).
- * Its waiter must be published before; see wait.c. */
-void weft__sched_block(void);
-/* weft__sched_block, for a process that knows it runs on w. */
+/* The calling process, running on w, gives up its worker until woken
+ * (weft__sched_ready). Its waiter must be published before; see wait.c. */
 void weft__sched_block_on(struct weft__worker *w);
 /* Requeues the calling process, running on w, behind the runnable ones. */
 void weft__sched_yield(struct weft__worker *w);

@@ -131,11 +131,6 @@ struct weft__proc *weft__proc_current(void)
     return w ? w->current : NULL;
 }
 
-static struct weft__proc *current_proc(void)
-{
-    return weft__proc_current();
-}
-
 uint64_t weft__rand(void)
 {
     static _Thread_local uint64_t thread_rng;
@@ -346,7 +341,7 @@ int weft_detach(weft_pid pid)
 
 weft_pid weft_self(void)
 {
-    struct weft__proc *p = current_proc();
+    struct weft__proc *p = weft__proc_current();
     return p ? p->pid : 0;
 }
 
@@ -381,7 +376,7 @@ static int sleep_until(int64_t deadline)
 
 int weft_sleep(int64_t deadline)
 {
-    if (current_proc())
+    if (weft__proc_current())
         return sleep_until(deadline);
     /* A thread sleeping while a runtime runs counts as inside it (its
      * shutdown cancels the sleep; the deadlock detector sees the thread). */
@@ -402,7 +397,7 @@ int weft_sleep(int64_t deadline)
 
 int weft_exit(intptr_t result)
 {
-    struct weft__proc *p = current_proc();
+    struct weft__proc *p = weft__proc_current();
     if (!p)
         return weft__misuse(-EPERM, "weft_exit: not called from a process");
     finish(p, result);

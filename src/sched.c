@@ -651,11 +651,6 @@ static struct weft__proc *find_work(struct weft__worker *w)
 
 /* ---- the calls of the layers above --------------------------------------------- */
 
-void weft__sched_block(void)
-{
-    weft__sched_block_on(weft__worker_current());
-}
-
 void weft__sched_block_on(struct weft__worker *w)
 {
     switch_to(w, pick_local(w), WEFT__AFTER_BLOCK);

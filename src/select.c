@@ -30,7 +30,7 @@ struct case_kind {
     int (*find)(const weft_case *c, void **obj);
     weft__spinlock *(*lock)(void *obj);
     int (*check)(void *obj, const weft_case *c);
-    bool (*try)(void *obj, weft_case *c, int *status, struct weft__handoff *h);
+    bool (*try)(void *obj, weft_case *c, weft_pid me, int *status, struct weft__handoff *h);
     void (*arm)(void *obj, weft_case *c, struct weft__chan_op *op);
     void (*disarm)(void *obj, weft_case *c, struct weft__chan_op *op);
 };
@@ -60,14 +60,14 @@ static int chan_check(void *obj, const weft_case *c)
     return weft__chan_check(obj, c->handle, c->size);
 }
 
-static bool send_try(void *obj, weft_case *c, int *status, struct weft__handoff *h)
+static bool send_try(void *obj, weft_case *c, weft_pid me, int *status, struct weft__handoff *h)
 {
-    return weft__chan_try_send(obj, c->buf, weft_self(), status, h);
+    return weft__chan_try_send(obj, c->buf, me, status, h);
 }
 
-static bool recv_try(void *obj, weft_case *c, int *status, struct weft__handoff *h)
+static bool recv_try(void *obj, weft_case *c, weft_pid me, int *status, struct weft__handoff *h)
 {
-    return weft__chan_try_recv(obj, c->buf, weft_self(), status, h);
+    return weft__chan_try_recv(obj, c->buf, me, status, h);
 }
 
 static void send_arm(void *obj, weft_case *c, struct weft__chan_op *op)
@@ -110,6 +110,7 @@ struct armed {
 
 struct selection {
     weft_case *cases;
+    weft_pid me;         /* the selecting process (0: a thread) */
     uint32_t m;          /* enabled cases */
     uint32_t *order;     /* [m] case indices, in the order to try them */
     uint32_t *locks;     /* [m] positions in order, sorted by lock address */
@@ -161,7 +162,7 @@ static int try_each(struct selection *s)
         weft__spin_lock(a->lock);
         err = kind->check(a->obj, c);
         struct weft__handoff h = {0};
-        if (!err && kind->try(a->obj, c, &c->result, &h)) {
+        if (!err && kind->try(a->obj, c, s->me, &c->result, &h)) {
             weft__spin_unlock(a->lock);
             weft__handoff_finish(&h);
             return (int)s->order[k];
@@ -232,7 +233,7 @@ static int wait_all(struct selection *s, int64_t deadline)
     for (uint32_t k = 0; k < s->m; k++) {
         weft_case *c = &s->cases[s->order[k]];
         struct weft__handoff h = {0};
-        if (kind_of(c)->try(s->armed[k].obj, c, &c->result, &h)) {
+        if (kind_of(c)->try(s->armed[k].obj, c, s->me, &c->result, &h)) {
             unlock_all(s);
             weft__handoff_finish(&h);
             return (int)s->order[k];
@@ -281,8 +282,8 @@ static int select_cases(weft_case *cases, size_t n, int policy, int64_t deadline
 {
     uint32_t stack_order[STACK_CASES], stack_locks[STACK_CASES];
     struct armed stack_armed[STACK_CASES];
-    struct selection s = {.cases = cases, .order = stack_order, .locks = stack_locks,
-                          .armed = stack_armed};
+    struct selection s = {.cases = cases, .me = weft_self(), .order = stack_order,
+                          .locks = stack_locks, .armed = stack_armed};
     void *mem = NULL;
     size_t bytes = n * (2 * sizeof(uint32_t) + sizeof(struct armed));
     if (n > STACK_CASES) {

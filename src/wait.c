@@ -38,21 +38,26 @@ unsigned weft__wait_open(struct weft__waiter *w)
     return ticket;
 }
 
-#define claim weft__wait_claim
-
-static void resume(struct weft__waiter *w, bool lifo)
+/* Makes w's owner run again: a process becomes runnable (from worker sw, the
+ * caller's, NULL outside), a thread's futex word is set last. */
+static void resume_from(struct weft__worker *sw, struct weft__waiter *w, bool lifo)
 {
     if (w->proc) {
-        weft__sched_ready(w->proc, lifo);
+        weft__sched_ready_from(sw, w->proc, lifo);
     } else {
         atomic_store_explicit(&w->futex, 1, memory_order_release);
         weft__futex_wake(&w->futex, 1);
     }
 }
 
+static void resume(struct weft__waiter *w, bool lifo)
+{
+    resume_from(w->proc ? weft__worker_current() : NULL, w, lifo);
+}
+
 bool weft__wake(struct weft__waiter *w, unsigned ticket, int result)
 {
-    if (!claim(w, ticket, result))
+    if (!weft__wait_claim(w, ticket, result))
         return false;
     resume(w, true);
     return true;
@@ -65,12 +70,7 @@ void weft__wait_resume(struct weft__waiter *w)
 
 void weft__wait_resume_from(struct weft__worker *self_worker, struct weft__waiter *w)
 {
-    if (w->proc) {
-        weft__sched_ready_from(self_worker, w->proc, true);
-    } else {
-        atomic_store_explicit(&w->futex, 1, memory_order_release);
-        weft__futex_wake(&w->futex, 1);
-    }
+    resume_from(self_worker, w, true);
 }
 
 void weft__wait_abandon(struct weft__waiter *w, unsigned ticket)
@@ -85,14 +85,14 @@ void weft__wait_abandon(struct weft__waiter *w, unsigned ticket)
 void weft__wait_cancel(struct weft__waiter *w)
 {
     unsigned st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if ((st & WEFT__WAIT_PHASE) == WEFT__WAIT_OPEN && claim(w, st, -ECANCELED))
+    if ((st & WEFT__WAIT_PHASE) == WEFT__WAIT_OPEN && weft__wait_claim(w, st, -ECANCELED))
         resume(w, false);
 }
 
 static void on_timeout(struct weft__timer *t)
 {
     struct weft__proc *p = weft__container_of(t, struct weft__proc, timer);
-    if (claim(&p->waiter, p->timer_ticket, -ETIMEDOUT))
+    if (weft__wait_claim(&p->waiter, p->timer_ticket, -ETIMEDOUT))
         resume(&p->waiter, false);
 }
 
@@ -100,9 +100,9 @@ static void on_timeout(struct weft__timer *t)
 static bool settle_early(struct weft__waiter *w, unsigned ticket, int64_t deadline)
 {
     if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING)
-        return claim(w, ticket, -ECANCELED);
+        return weft__wait_claim(w, ticket, -ECANCELED);
     if (deadline == 0 || (deadline > 0 && deadline <= weft_now()))
-        return claim(w, ticket, -ETIMEDOUT);
+        return weft__wait_claim(w, ticket, -ETIMEDOUT);
     return false;
 }
 
@@ -115,7 +115,7 @@ static int wait_proc(struct weft__worker *worker, struct weft__waiter *w, unsign
         p->timer.fire = on_timeout;
         p->timer_ticket = ticket;
         if (weft__timer_add(&worker->timers, &p->timer, deadline) != 0) {
-            if (claim(w, ticket, -ENOMEM))
+            if (weft__wait_claim(w, ticket, -ENOMEM))
                 return -ENOMEM;
             timed = false; /* claimed meanwhile: the waker will resume us */
         } else {
@@ -146,7 +146,7 @@ static int wait_thread(struct weft__waiter *w, unsigned ticket, int64_t deadline
     while (!self && atomic_load_explicit(&w->futex, memory_order_acquire) == 0) {
         weft__futex_wait(&w->futex, 0, deadline);
         if (deadline >= 0 && weft_now() >= deadline)
-            self = claim(w, ticket, -ETIMEDOUT);
+            self = weft__wait_claim(w, ticket, -ETIMEDOUT);
     }
 
     pthread_mutex_lock(&threads_lock);
