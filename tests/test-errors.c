@@ -135,9 +135,7 @@ static intptr_t join_bad_pids_main(void *arg)
 
 Test(errors, join_of_zero_stale_and_forged_in_table_pids_is_esrch, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_bad_pids_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_bad_pids_main, NULL);
 }
 
 /* Pids whose slot index lies beyond any slot the table can have. */
@@ -215,9 +213,7 @@ static intptr_t join_twice_main(void *arg)
 
 Test(errors, second_concurrent_joiner_is_einval, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_twice_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_twice_main, NULL);
 }
 
 static atomic_int ended;
@@ -278,9 +274,7 @@ static intptr_t detach_errors_main(void *arg)
 
 Test(errors, detach_twice_einval_join_detached_einval_then_esrch, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, detach_errors_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(detach_errors_main, NULL);
 }
 
 static intptr_t join_self(void *arg)
@@ -306,9 +300,7 @@ static intptr_t join_self_main(void *arg)
 
 Test(errors, join_self_is_edeadlk, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_self_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_self_main, NULL);
 }
 
 Test(errors, join_and_detach_without_runtime_are_eshutdown, .timeout = 20)

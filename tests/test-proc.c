@@ -89,9 +89,7 @@ static intptr_t join_waits_main(void *arg)
 
 Test(proc, join_from_main_process_blocks_until_child_returns, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_waits_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_waits_main, NULL);
 }
 
 /* A joinable pid stays valid after its process returned, until it is joined. */
@@ -127,9 +125,7 @@ static intptr_t pid_valid_until_joined_main(void *arg)
 
 Test(proc, ended_pid_stays_valid_until_joined, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, pid_valid_until_joined_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(pid_valid_until_joined_main, NULL);
 }
 
 /* A joined pid is released at once, even while its process, on another
@@ -227,9 +223,7 @@ static intptr_t detach_main(void *arg)
 
 Test(proc, detach_makes_pid_stale_when_process_ends, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, detach_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(detach_main, NULL);
 }
 
 static atomic_int detached_finished;
@@ -457,9 +451,7 @@ static intptr_t sleep_main(void *arg)
 
 Test(proc, sleep_lasts_until_deadline, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, sleep_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(sleep_main, NULL);
 }
 
 /* Deadlines a few hundred nanoseconds ahead: they pass while the process is
@@ -495,16 +487,12 @@ static intptr_t sleep_just_ahead_pair(void *arg)
 /* The only runnable process sleeps (the main one, everything else idle). */
 Test(proc, sleep_with_deadline_just_ahead_returns_alone, .timeout = 10)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, sleep_just_ahead, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(sleep_just_ahead, NULL);
 }
 
 Test(proc, sleep_with_deadline_just_ahead_returns_in_pairs, .timeout = 10)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, sleep_just_ahead_pair, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(sleep_just_ahead_pair, NULL);
 }
 
 /* ---- join deadlines ------------------------------------------------------------- */
@@ -536,9 +524,7 @@ static intptr_t join_deadline_main(void *arg)
 
 Test(proc, join_deadline_times_out_on_running_process_then_join_works, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_deadline_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_deadline_main, NULL);
 }
 
 static intptr_t gate_then_done(void *arg)
@@ -570,9 +556,7 @@ static intptr_t join_after_timeout_main(void *arg)
 
 Test(proc, join_times_out_then_process_ends_then_join_works, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_after_timeout_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_after_timeout_main, NULL);
 }
 
 /* A join deadline racing with the process's end: whichever wins, a later
@@ -630,9 +614,7 @@ static intptr_t join_race_main(void *arg)
 
 Test(proc, join_deadline_races_with_process_end, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, join_race_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(join_race_main, NULL);
 }
 
 /* ---- names ----------------------------------------------------------------------- */
@@ -699,9 +681,7 @@ static intptr_t names_main(void *arg)
 
 Test(proc, names_copied_truncated_and_defaulted, .timeout = 20)
 {
-    for (unsigned workers = 1; workers <= 2; workers++)
-        cr_assert_eq(test_run(workers, names_main, NULL), 0);
-    ASSERT_CHECKS();
+    run_1_and_2(names_main, NULL);
 }
 
 /* ---- placement ------------------------------------------------------------------- */

@@ -318,11 +318,8 @@ static intptr_t busy_300ms(void *arg)
 Test(runtime, stop_deadline_passes_while_process_ignores_cancel, .timeout = 20)
 {
     for (unsigned workers = 1; workers <= 2; workers++) {
-        weft_config cfg;
-        weft_config_init(&cfg);
-        cfg.workers = workers;
         atomic_store(&busy_started, 0);
-        ASSERT_OK(weft_start(&cfg));
+        start_workers(workers);
         weft_spawn_opts opts;
         weft_spawn_opts_init(&opts);
         opts.detached = 1;
@@ -340,7 +337,7 @@ Test(runtime, stop_deadline_passes_while_process_ignores_cancel, .timeout = 20)
         weft_pid pid;
         ASSERT_RC(weft_spawn(&pid, ret_arg, NULL, NULL), -ECANCELED);
         ASSERT_RC(weft_workers(), (int)workers);
-        ASSERT_RC(weft_start(&cfg), -EBUSY);
+        ASSERT_RC(weft_start(NULL), -EBUSY);
         ASSERT_RC(weft_stop(0), -ETIMEDOUT);
 
         ASSERT_OK(weft_stop(WEFT_FOREVER));
@@ -365,11 +362,8 @@ static intptr_t yield_until_canceled(void *arg)
 Test(runtime, stop_within_deadline_when_processes_cooperate, .timeout = 20)
 {
     for (unsigned workers = 1; workers <= 2; workers++) {
-        weft_config cfg;
-        weft_config_init(&cfg);
-        cfg.workers = workers;
         atomic_store(&busy_started, 0);
-        ASSERT_OK(weft_start(&cfg));
+        start_workers(workers);
         weft_spawn_opts opts;
         weft_spawn_opts_init(&opts);
         opts.detached = 1;

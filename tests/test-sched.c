@@ -38,10 +38,7 @@ static uint64_t rand_next(void)
 
 static void start_runtime(unsigned workers)
 {
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.workers = workers;
-    ASSERT_OK(weft_start(&cfg));
+    start_workers(workers);
     ASSERT_CMP(weft_workers(), ==, (int)workers);
 }
 

@@ -177,10 +177,7 @@ Test(timer, deadlines_passing_while_blocking, .timeout = 30)
 {
     long n = test_sanitized() ? 20000 : 100000;
     for (unsigned workers = 1; workers <= 2; workers++) {
-        weft_config cfg;
-        weft_config_init(&cfg);
-        cfg.workers = workers;
-        ASSERT_OK(weft_start(&cfg));
+        start_workers(workers);
         atomic_store(&near_done, 0);
         weft_pid pids[2];
         for (int i = 0; i < 2; i++)
