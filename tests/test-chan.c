@@ -1525,9 +1525,11 @@ Test(chan, outside_thread_blocks_and_times_out, .timeout = 30)
         el = weft_now() - t0;
         cr_assert(el >= 20 * MS && el < 2020 * MS, "a 20 ms send deadline took %lld ns", (long long)el);
 
+        /* t0 is taken before the spawn: the process starts its sleep
+         * at or after t0, so the sleep ends at least 30 ms after it. */
         weft_pid pid;
-        ASSERT_OK(weft_spawn(&pid, sleep_then_recv, &ch, NULL));
         t0 = weft_now();
+        ASSERT_OK(weft_spawn(&pid, sleep_then_recv, &ch, NULL));
         v = 31;
         ASSERT_OK(weft_chan_send(ch, &v, sizeof v, WEFT_FOREVER));
         cr_assert_geq(weft_now() - t0, 30 * MS, "the send returned before the receiver took it");
@@ -1535,9 +1537,9 @@ Test(chan, outside_thread_blocks_and_times_out, .timeout = 30)
         ASSERT_OK(weft_join(pid, &r, WEFT_FOREVER));
         cr_assert_eq(r, 31);
 
+        t0 = weft_now();
         ASSERT_OK(weft_spawn(&pid, sleep_then_send, &ch, NULL));
         v = -1;
-        t0 = weft_now();
         ASSERT_OK(weft_chan_recv(ch, &v, sizeof v, test_in_ms(5000)));
         cr_assert_geq(weft_now() - t0, 20 * MS);
         cr_assert_eq(v, 42);
