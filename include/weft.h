@@ -87,10 +87,48 @@ typedef struct weft_config {
      * report of weft_dump to standard error and go on running; 0: none. It
      * is installed only while the signal has its default disposition. */
     int dump_signal;
+    /* WEFT_SCHEDULE_THREADS (the default): workers are OS threads. The
+     * deterministic schedules (see below) run the workers as logical workers
+     * on one OS thread, every choice drawn from seed (0: 1). */
+    int schedule;
+    /* WEFT_SCHEDULE_PCT: the number of priority change points plus one (the
+     * depth of the bugs it aims at; 0: 3), spread over the first pct_steps
+     * scheduling steps (0: 1000). */
+    unsigned pct_depth;
+    unsigned pct_steps;
+    /* Deterministic schedules: called with every scheduling event (one line
+     * of text, without a newline, valid during the call) on the scheduler's
+     * thread, with no lock held. NULL: none. The same seed and program give
+     * the same lines, byte for byte. */
+    void (*trace)(void *trace_ud, const char *event);
+    void *trace_ud;
 } weft_config;
 
+/* Schedules. Deterministic mode: the workers are logical workers that take
+ * turns on one OS thread; which process runs next, when a running process
+ * is preempted (at weft calls), select's order and every other choice come
+ * from one generator seeded by weft_config.seed, and weft_now() is a virtual
+ * clock that moves a little at every step and jumps to the next deadline
+ * when every process waits for one. The same seed gives the same execution,
+ * event for event, as long as no thread outside the runtime takes part.
+ *  - RANDOM: the next process is drawn uniformly from the runnable ones, and
+ *    a process is preempted at a weft call with probability 1/4.
+ *  - PCT: probabilistic concurrency testing (Burckhardt et al., 2010): the
+ *    runnable process of highest priority runs, priorities are random, and
+ *    pct_depth - 1 times the running process drops below all others.
+ * weft_start reads WEFT_SEED=<n> from the environment: when set (and cfg
+ * asks for THREADS), the run is deterministic (RANDOM, or PCT when
+ * WEFT_SCHEDULE=pct) with that seed, so that a failing seed replays without
+ * a rebuild. A deterministic run that fails (a deadlock, a panic) prints its
+ * seed. */
+enum {
+    WEFT_SCHEDULE_THREADS = 0,
+    WEFT_SCHEDULE_RANDOM = 1,
+    WEFT_SCHEDULE_PCT = 2
+};
+
 /* Fills *cfg with the defaults: workers 0 (auto), WEFT_STACK_DEFAULT, seed 0,
- * dump_signal SIGQUIT. */
+ * dump_signal SIGQUIT, schedule THREADS. */
 WEFT_API void weft_config_init(weft_config *cfg);
 
 typedef intptr_t (*weft_proc_fn)(void *arg);

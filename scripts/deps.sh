@@ -3,7 +3,7 @@
 # need, if any is missing (as root, or through sudo).
 set -euo pipefail
 pkgs=(cmake ninja-build gcc clang libclang-rt-14-dev libcriterion-dev pkg-config valgrind
-      golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux)
+      golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux spin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -394,6 +394,7 @@ int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_send: elem is NULL");
+    weft__det_point(); /* before the worker is looked up: it may change */
     WEFT__FROM_ANYWHERE(chan_op(worker, self, true, ch, (void *)(uintptr_t)elem, size, deadline));
 }
 
@@ -401,11 +402,13 @@ int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
 {
     if (!elem)
         return weft__misuse(-EINVAL, "weft_chan_recv: elem is NULL");
+    weft__det_point();
     WEFT__FROM_ANYWHERE(chan_op(worker, self, false, ch, elem, size, deadline));
 }
 
 static int chan_close(weft_chan ch)
 {
+    weft__det_point();
     struct weft__chan *c = weft__chan_find(ch);
     if (!c)
         return weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
@@ -466,6 +469,7 @@ static void destroy(struct weft__chan *c)
 
 static int chan_release(weft_chan ch)
 {
+    weft__det_point();
     /* Take a reference first, so that a stale handle is refused rather than
      * releasing someone else's reference. */
     struct weft__chan *c = weft__handle_acquire(ch, WEFT__HANDLE_CHAN);

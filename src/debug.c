@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "fault.h"
 
 enum { MAX_EDGES = 8, MAX_CASES = 8, OUT_BUF = 4096 };
 
@@ -117,6 +118,10 @@ static void add_edge(struct entry *e, weft_pid to)
 static void take(struct weft__proc *p, void *arg)
 {
     struct snapshot *s = arg;
+    /* A joined process is gone, even while its block lingers until it has
+     * left its stack (proc.c): not shown as "ended, not joined yet". */
+    if (atomic_load_explicit(&p->join_state, memory_order_acquire) & WEFT__JOIN_JOINED)
+        return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
         struct entry *e = weft__alloc(cap * sizeof *e);
@@ -282,6 +287,8 @@ static bool find_cycle(struct snapshot *s, struct entry *e, struct entry **path,
     return false;
 }
 
+/* Writes the report to fd. Returns 0, -EBADF (a write failed) or -ENOMEM:
+ * memory ran out, and the report written, if any, says what it lacks. */
 static int report(int fd, const char *headline)
 {
     struct snapshot s = {0};
@@ -308,8 +315,12 @@ static int report(int fd, const char *headline)
             cycle = find_cycle(&s, &s.e[i], path, 0, o);
     if (path)
         weft__free(path, s.n * sizeof *path);
+    else if (s.n)
+        out_printf(o, "weft: (out of memory: cycles of waits not searched)\n");
     out_flush(o);
     int err = o->err;
+    if (!err && (s.oom || (s.n && !path)))
+        err = -ENOMEM;
     weft__free(o, sizeof *o);
     weft__free(s.e, s.cap * sizeof *s.e);
     return err;
@@ -335,7 +346,9 @@ int weft_dump(int fd)
 static bool quiescent(void)
 {
     struct weft__runtime *rt = &weft__rt;
-    if (atomic_load(&rt->nidle) != rt->nworkers || atomic_load(&rt->global_len) != 0)
+    /* The det loop asks only when nothing is runnable; it is no idle worker. */
+    if ((!atomic_load(&weft__det_on) && atomic_load(&rt->nidle) != rt->nworkers) ||
+        atomic_load(&rt->global_len) != 0)
         return false;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct weft__worker *w = &rt->workers[i];
@@ -411,7 +424,7 @@ int weft__debug_start(int dump_signal)
         (current.sa_flags & SA_SIGINFO))
         return 0; /* the program handles it: leave it alone */
     atomic_store(&dumper.quit, false);
-    if (pthread_create(&dumper.thread, NULL, dump_thread, NULL) != 0)
+    if (weft__fault_pthread_create(&dumper.thread, NULL, dump_thread, NULL) != 0)
         return -EAGAIN;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

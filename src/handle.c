@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "fault.h"
 #include "internal.h"
 
 enum {
@@ -53,14 +54,17 @@ static struct slot *slot_at(uint32_t index)
     return weft__handle_slot_at(index);
 }
 
+/* Adds a chunk of free slots, mapping it unless an earlier runtime did.
+ * Returns 0, or -ENOMEM with the table unchanged. Called with table.lock
+ * held. */
 static int add_chunk(void)
 {
     if (table.nchunks == DIR_SIZE)
         return -ENOMEM;
     struct slot *chunk = atomic_load_explicit(&weft__handle_dir[table.nchunks], memory_order_relaxed);
     if (!chunk) {
-        chunk = mmap(NULL, CHUNK_SLOTS * sizeof *chunk, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        chunk = weft__fault_mmap(NULL, CHUNK_SLOTS * sizeof *chunk, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (chunk == MAP_FAILED)
             return -ENOMEM;
         table.mapped++;

@@ -90,7 +90,14 @@ static inline void weft__spin_unlock(weft__spinlock *l)
     atomic_store_explicit(&l->locked, 0, memory_order_release);
 }
 
-/* futex on a 32-bit word; deadline is absolute monotonic ns or -1. */
+/* clock.c: the OS's monotonic clock, even in deterministic mode (weft_now
+ * is then virtual): for the waits of OS threads. */
+int64_t weft__clock_real(void);
+/* A deadline of weft_now's clock, as a deadline of the real one (the same
+ * value unless deterministic mode makes weft_now virtual). */
+int64_t weft__real_deadline(int64_t deadline);
+
+/* futex on a 32-bit word; deadline is absolute real monotonic ns or -1. */
 void weft__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
 void weft__futex_wake(atomic_uint *word, int count);
 
@@ -500,6 +507,8 @@ struct weft__proc {
     int failure;                       /* -ENOMEM: it never ran for want of a stack */
     const char *site;                  /* where it was spawned ("file:line"), or NULL */
     bool is_main;                      /* weft_run's main process */
+    uint64_t det_priority;             /* [det] PCT priority, 0 until first runnable */
+    bool det_queued;                   /* [det] in det.c's runnable set */
     char name[WEFT_NAME_MAX];
 };
 
@@ -534,6 +543,41 @@ void weft__proc_cancel_all(void);
 void weft__proc_reap_all(void);
 void weft__proc_cache_flush(struct weft__worker *w);
 int weft__proc_layer_init(void);
+
+/* ---- det: the choices of the deterministic schedules (det.c) -------------- */
+
+/* True while a deterministic runtime runs: the det loop of sched.c replaces
+ * the workers' threads, and weft_now is virtual. */
+extern atomic_bool weft__det_on;
+/* Called by weft_start before the det loop starts, with the schedule and
+ * seed it chose. Returns 0 or -ENOMEM. */
+int weft__det_start(const weft_config *cfg, int schedule, uint64_t seed);
+void weft__det_stop(void);
+/* Tells on stderr how to replay this run (a failure was found). */
+void weft__det_print_seed(void);
+int64_t weft__det_now(void);
+/* The loop found every process waiting for a deadline: the clock jumps. */
+void weft__det_advance_to(int64_t when);
+/* p is runnable (det loop thread only). */
+void weft__det_ready(struct weft__proc *p);
+bool weft__det_runnable(void);
+/* The next process to run and the logical worker to run it on, or NULL. */
+struct weft__proc *weft__det_pick(unsigned nworkers, unsigned *worker);
+/* The slice of the process numbered no (p, unless it exited) ended so. */
+void weft__det_slice_ended(struct weft__proc *p, unsigned no, enum weft__after after);
+bool weft__det_should_preempt(struct weft__proc *self);
+void weft__det_preempted(struct weft__proc *self);
+/* self calls weft_yield. */
+void weft__det_yielding(struct weft__proc *self);
+/* sched.c: a preemption point, taken by weft calls that other processes
+ * could observe, so that a deterministic schedule can interleave them. The
+ * process may resume on another worker: callers look theirs up after it. */
+void weft__det_preempt_point(void);
+static inline void weft__det_point(void)
+{
+    if (weft__unlikely(atomic_load_explicit(&weft__det_on, memory_order_relaxed)))
+        weft__det_preempt_point();
+}
 
 /* Runs call from a process (self is the calling process) or from an outside
  * thread (self NULL), counted as inside the runtime (see weft__outside_enter): returns call's result. */

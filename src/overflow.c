@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "internal.h"
 
 enum { ALTSTACK_SIZE = 64 * 1024 };
@@ -121,14 +122,18 @@ void weft__overflow_uninstall(void)
     installed = false;
 }
 
+/* Gives the calling worker thread its alternate signal stack. Returns 0, or
+ * -ENOMEM with nothing held: the thread can run without one, but then an
+ * overflow on it kills the program with a plain SIGSEGV, unreported. */
 int weft__overflow_thread_init(struct weft__worker *w)
 {
-    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem = weft__fault_mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return -ENOMEM;
     stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0) {
-        munmap(mem, ALTSTACK_SIZE);
+        weft__fault_munmap(mem, ALTSTACK_SIZE);
         return -ENOMEM;
     }
     w->altstack = mem;
@@ -141,6 +146,6 @@ void weft__overflow_thread_term(struct weft__worker *w)
         return;
     stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
-    munmap(w->altstack, ALTSTACK_SIZE);
+    weft__fault_munmap(w->altstack, ALTSTACK_SIZE);
     w->altstack = NULL;
 }

@@ -216,6 +216,8 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->joiner = NULL;
     p->site = site;
     p->is_main = is_main;
+    p->det_priority = 0;
+    p->det_queued = false;
     atomic_store_explicit(&p->waiter.why, WEFT__WHY_NONE, memory_order_relaxed);
     atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,
                           memory_order_relaxed);
@@ -258,6 +260,7 @@ fail:
 
 static int join(weft_pid pid, intptr_t *result, int64_t deadline)
 {
+    weft__det_point();
     struct weft__proc *p = acquire(pid);
     if (!p)
         return weft__misuse(-ESRCH, "weft_join: no process %#llx", (unsigned long long)pid);

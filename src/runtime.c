@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -71,6 +72,21 @@ void weft_config_init(weft_config *cfg)
     cfg->dump_signal = SIGQUIT;
 }
 
+/* The schedule and seed of a run: cfg's, unless cfg asks for threads and
+ * WEFT_SEED=<n> is set (WEFT_SCHEDULE=pct for PCT), so that any program
+ * replays a failing seed without a rebuild. */
+static int schedule_of(const weft_config *cfg, uint64_t *seed)
+{
+    const char *env = getenv("WEFT_SEED");
+    if (cfg->schedule == WEFT_SCHEDULE_THREADS && env && *env) {
+        *seed = strtoull(env, NULL, 0);
+        const char *kind = getenv("WEFT_SCHEDULE");
+        return kind && strcmp(kind, "pct") == 0 ? WEFT_SCHEDULE_PCT : WEFT_SCHEDULE_RANDOM;
+    }
+    *seed = cfg->seed;
+    return cfg->schedule;
+}
+
 static unsigned cpus_available(void)
 {
     cpu_set_t set;
@@ -96,6 +112,8 @@ int weft_start(const weft_config *cfg)
     if (cls < 0)
         return weft__misuse(cls, "weft_start: stack size %zu outside %zu..%zu", cfg->stack_size,
                             WEFT_STACK_MIN, WEFT_STACK_MAX);
+    if (cfg->schedule < WEFT_SCHEDULE_THREADS || cfg->schedule > WEFT_SCHEDULE_PCT)
+        return weft__misuse(-EINVAL, "weft_start: unknown schedule %d", cfg->schedule);
     if (weft__worker_current())
         return weft__misuse(-EBUSY, "weft_start: called from inside the running runtime");
 
@@ -110,12 +128,19 @@ int weft_start(const weft_config *cfg)
         n = WEFT_WORKERS_MAX;
     weft__rt.default_stack = cfg->stack_size;
     weft__rt.default_stack_class = cls;
-    weft__rt.seed = cfg->seed ? cfg->seed : (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32);
+    uint64_t seed;
+    int schedule = schedule_of(cfg, &seed);
+    if (schedule != WEFT_SCHEDULE_THREADS && !seed)
+        seed = 1;
+    weft__rt.seed = seed ? seed : (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32);
 
     atomic_store(&weft__rt.attached, 0);
     int err = weft__handle_table_init();
     if (!err)
         err = weft__proc_layer_init();
+    /* Deterministic mode is on before the scheduler starts its thread. */
+    if (!err && schedule != WEFT_SCHEDULE_THREADS)
+        err = weft__det_start(cfg, schedule, seed);
     if (!err)
         err = weft__overflow_install();
     /* The debug layer's hook is installed before the workers read it. */
@@ -126,6 +151,8 @@ int weft_start(const weft_config *cfg)
     if (!err)
         atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
     if (err) {
+        if (atomic_load(&weft__det_on))
+            weft__det_stop();
         weft__overflow_uninstall();
         weft__handle_table_term();
         weft__stack_pool_term();
@@ -146,10 +173,13 @@ int weft_stop(int64_t deadline)
         pthread_mutex_unlock(&lifecycle_lock);
         return -ESHUTDOWN;
     }
+    /* The deadline is on weft's clock (virtual in deterministic mode); the
+     * waits below are on the real one. */
+    deadline = weft__real_deadline(deadline);
     int64_t next_cancel = 0;
     for (;;) {
         unsigned seen = atomic_load(&weft__rt.stop_futex);
-        int64_t now = weft_now();
+        int64_t now = weft__clock_real();
         if (now >= next_cancel) {
             /* Again every 10 ms: a wait opened while a pass ran may have
              * missed both the pass and the state (see wait.c). */
@@ -157,7 +187,7 @@ int weft_stop(int64_t deadline)
             weft__wait_cancel_threads();
             /* A pass over a million processes takes a while: never spend
              * more than a fifth of the time on passes. */
-            int64_t took = weft_now() - now;
+            int64_t took = weft__clock_real() - now;
             next_cancel = now + (took * 5 > CANCEL_EVERY ? took * 5 : CANCEL_EVERY);
         }
         /* Outside threads first: one still inside weft_spawn has counted its
@@ -184,6 +214,8 @@ int weft_stop(int64_t deadline)
     weft__proc_reap_all();
     weft__chan_pool_term();
     weft__sched_stop();
+    if (atomic_load(&weft__det_on))
+        weft__det_stop();
     weft__overflow_uninstall();
     weft__handle_table_term();
     weft__stack_pool_term();
@@ -196,11 +228,25 @@ int weft_stop(int64_t deadline)
  * it does not count as an outside thread that could still wake a process. */
 enum { RUN_MAIN_RUNNING, RUN_MAIN_ENDED, RUN_DETECTING, RUN_DEADLOCKED };
 
+/* Deterministic mode: weft_run's shutdown starts on the det loop's thread,
+ * at a step of the replayed execution, rather than whenever weft_run's own
+ * thread gets to it (the clock could jump meanwhile, and a sleep end where
+ * it would have been canceled). weft_stop then finds it STOPPING. */
+static void det_begin_stop(void)
+{
+    int expected = WEFT__RT_RUNNING;
+    if (atomic_load(&weft__det_on) &&
+        atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STOPPING))
+        weft__proc_cancel_all();
+}
+
 void weft__runtime_main_ended(void)
 {
     unsigned expected = RUN_MAIN_RUNNING;
-    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_MAIN_ENDED))
+    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_MAIN_ENDED)) {
+        det_begin_stop();
         weft__futex_wake(&weft__rt.run_state, 1);
+    }
 }
 
 bool weft__runtime_main_running(void)
@@ -216,6 +262,7 @@ bool weft__runtime_deadlock_claim(void)
 
 void weft__runtime_deadlocked(void)
 {
+    det_begin_stop();
     atomic_store(&weft__rt.run_state, RUN_DEADLOCKED);
     weft__futex_wake(&weft__rt.run_state, 1);
 }
@@ -246,6 +293,8 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
             weft__futex_wait(&weft__rt.run_state, st, WEFT_FOREVER);
         err = st == RUN_DEADLOCKED ? -EDEADLK : weft_join(pid, &r, WEFT_FOREVER);
     }
+    if (err == -EDEADLK && atomic_load(&weft__det_on))
+        weft__det_print_seed();
     atomic_store(&weft__rt.detect_deadlock, false);
     int stop_err = weft_stop(WEFT_FOREVER);
     if (!err && result)

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "internal.h"
 
 #ifdef WEFT__ASAN
@@ -251,15 +252,35 @@ void weft__sched_timer_armed(int64_t when)
 
 void weft__sched_ready_on(struct weft__proc *p, int worker)
 {
+    if (weft__unlikely(atomic_load_explicit(&weft__det_on, memory_order_relaxed))) {
+        weft__sched_ready_from(weft__worker_current(), p, false);
+        return;
+    }
     struct weft__worker *owner = &weft__rt.workers[worker];
     inbox_push(owner, p);
     if (owner != weft__worker_current())
         unpark(owner);
 }
 
+/* Deterministic mode: the det loop's thread (w set) hands p to det.c; an
+ * outside thread queues it globally for the loop to take. */
+__attribute__((noinline)) static void det_ready_from(struct weft__worker *w, struct weft__proc *p)
+{
+    if (w) {
+        weft__det_ready(p);
+    } else {
+        global_push(&p, 1);
+        weft__sched_notify(true);
+    }
+}
+
 /* Makes p runnable on w, the calling thread's worker (NULL outside). */
 void weft__sched_ready_from(struct weft__worker *w, struct weft__proc *p, bool lifo)
 {
+    if (weft__unlikely(atomic_load_explicit(&weft__det_on, memory_order_relaxed))) {
+        det_ready_from(w, p);
+        return;
+    }
     if (p->worker >= 0) {
         weft__sched_ready_on(p, p->worker);
         return;
@@ -339,7 +360,9 @@ static void finish_switch(struct weft__worker *w)
     switch (w->after) {
     case WEFT__AFTER_YIELD:
         atomic_store_explicit(&p->on_cpu, 0, memory_order_release);
-        if (p->worker >= 0) {
+        if (weft__unlikely(atomic_load_explicit(&weft__det_on, memory_order_relaxed))) {
+            weft__det_ready(p);
+        } else if (p->worker >= 0) {
             inbox_push(w, p);
         } else {
             local_push(w, p);
@@ -651,13 +674,24 @@ static struct weft__proc *find_work(struct weft__worker *w)
 
 /* ---- the calls of the layers above --------------------------------------------- */
 
+/* In deterministic mode every slice ends in the det loop, which chooses. */
+static inline bool det_on(void)
+{
+    return weft__unlikely(atomic_load_explicit(&weft__det_on, memory_order_relaxed));
+}
+
 void weft__sched_block_on(struct weft__worker *w)
 {
-    switch_to(w, pick_local(w), WEFT__AFTER_BLOCK);
+    switch_to(w, det_on() ? NULL : pick_local(w), WEFT__AFTER_BLOCK);
 }
 
 void weft__sched_yield(struct weft__worker *w)
 {
+    if (det_on()) {
+        weft__det_yielding(w->current);
+        switch_to(w, NULL, WEFT__AFTER_YIELD);
+        return;
+    }
     struct weft__proc *next = pick_local(w);
     if (!next && run_due_timers(w, false) > 0)
         next = pick_local(w);
@@ -669,6 +703,11 @@ void weft__sched_yield(struct weft__worker *w)
 
 void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p)
 {
+    if (det_on()) {
+        weft__det_ready(p);
+        weft__det_point();
+        return;
+    }
     if ((p = with_stack(w, p)))
         switch_to(w, p, WEFT__AFTER_SPAWN);
 }
@@ -676,7 +715,7 @@ void weft__sched_run_now(struct weft__worker *w, struct weft__proc *p)
 void weft__sched_exit(void)
 {
     struct weft__worker *w = weft__worker_current();
-    switch_to(w, pick_local(w), WEFT__AFTER_EXIT);
+    switch_to(w, det_on() ? NULL : pick_local(w), WEFT__AFTER_EXIT);
     weft__panic("an ended process was resumed");
 }
 
@@ -719,6 +758,117 @@ static void *worker_main(void *arg)
     weft__overflow_thread_term(w);
     tls_worker = NULL;
     return NULL;
+}
+
+/* ---- deterministic mode -------------------------------------------------------- */
+
+/* The det loop's thread waits for an outside thread (a wake-up through the
+ * global queue, weft_stop) as a parked worker does, so that the wakers of
+ * the threaded mode find it; real_deadline -1: no limit. */
+static void det_park(struct weft__worker *w, int64_t real_deadline)
+{
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    w->park_until = INT64_MAX;
+    atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    refresh_next_wake();
+    atomic_fetch_add(&weft__rt.nidle, 1);
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+    atomic_thread_fence(memory_order_seq_cst);
+    while (!atomic_load(&weft__rt.global_len) && !atomic_load(&weft__rt.workers_exit) &&
+           atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
+        weft__futex_wait(&w->park_futex, 0, real_deadline);
+        if (real_deadline >= 0 && weft__clock_real() >= real_deadline)
+            break;
+    }
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
+        atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+        refresh_next_wake();
+        atomic_fetch_sub(&weft__rt.nidle, 1);
+    } else {
+        atomic_fetch_sub(&weft__rt.nspinning, 1); /* unpark_locked counted it */
+    }
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+    atomic_store_explicit(&w->park_futex, 0, memory_order_relaxed);
+}
+
+/* Runs every process slice of a deterministic runtime, on one OS thread:
+ * takes what outside threads queued, lets det.c choose a process and a
+ * logical worker and runs it until it blocks, yields or ends; when nothing
+ * is runnable, jumps the clock to the earliest deadline; when nothing is
+ * armed either, asks the deadlock detector, then waits for outside threads. */
+static void det_loop(struct weft__worker *w0)
+{
+    struct weft__runtime *rt = &weft__rt;
+    while (!atomic_load_explicit(&rt->workers_exit, memory_order_acquire)) {
+        tls_worker = w0;
+        struct weft__proc *p;
+        if (atomic_load_explicit(&rt->global_len, memory_order_relaxed)) {
+            pthread_mutex_lock(&rt->global_lock);
+            while ((p = plist_pop(&rt->global))) {
+                atomic_fetch_sub(&rt->global_len, 1);
+                weft__det_ready(p);
+            }
+            pthread_mutex_unlock(&rt->global_lock);
+        }
+        unsigned wi;
+        if ((p = weft__det_pick(rt->nworkers, &wi))) {
+            struct weft__worker *w = &rt->workers[wi];
+            tls_worker = w;
+            unsigned no = (unsigned)(uint32_t)p->pid;
+            if ((p = with_stack(w, p))) {
+                switch_to(w, p, WEFT__AFTER_NONE);
+                weft__det_slice_ended(p, no, w->after);
+            }
+            continue;
+        }
+        int64_t when = earliest_timer();
+        if (when != INT64_MAX) {
+            weft__det_advance_to(when);
+            run_due_timers(w0, true);
+            continue;
+        }
+        int64_t real_deadline = WEFT_FOREVER;
+        if (rt->stall_hook && weft__rt.stall_hook())
+            real_deadline = weft__clock_real() + STALL_RECHECK;
+        if (!weft__det_runnable()) /* a deadlock's report cancels every process */
+            det_park(w0, real_deadline);
+    }
+}
+
+static void *det_main(void *arg)
+{
+    struct weft__worker *w0 = arg;
+    tls_worker = w0;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &w0->thread_stack_lo, &w0->thread_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+    /* Every logical worker's scheduler context lives on this thread. */
+    for (unsigned i = 1; i < weft__rt.nworkers; i++) {
+        weft__rt.workers[i].thread_stack_lo = w0->thread_stack_lo;
+        weft__rt.workers[i].thread_stack_size = w0->thread_stack_size;
+    }
+#ifdef WEFT__TSAN
+    for (unsigned i = 0; i < weft__rt.nworkers; i++)
+        weft__rt.workers[i].tsan_fiber = __tsan_get_current_fiber();
+#endif
+    weft__overflow_thread_init(w0);
+    det_loop(w0);
+    weft__overflow_thread_term(w0);
+    tls_worker = NULL;
+    return NULL;
+}
+
+void weft__det_preempt_point(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    struct weft__proc *self = w ? w->current : NULL;
+    if (self && weft__det_should_preempt(self)) {
+        weft__det_preempted(self);
+        switch_to(w, NULL, WEFT__AFTER_YIELD);
+    }
 }
 
 static void worker_term(struct weft__worker *w)
@@ -775,11 +925,15 @@ int weft__sched_start(unsigned nworkers)
         w->id = i;
         w->rng = weft__rand_seed(rt->seed, i);
     }
+    /* Deterministic mode: one thread runs every logical worker. */
+    unsigned threads = weft__det_on ? 1 : nworkers;
+    void *(*thread_main)(void *) = weft__det_on ? det_main : worker_main;
     unsigned started = 0;
-    while (started < nworkers &&
-           pthread_create(&rt->workers[started].thread, NULL, worker_main, &rt->workers[started]) == 0)
+    while (started < threads &&
+           weft__fault_pthread_create(&rt->workers[started].thread, NULL, thread_main,
+                                      &rt->workers[started]) == 0)
         started++;
-    if (started < nworkers) {
+    if (started < threads) {
         stop_workers(started);
         return -EAGAIN;
     }
@@ -788,5 +942,5 @@ int weft__sched_start(unsigned nworkers)
 
 void weft__sched_stop(void)
 {
-    stop_workers(weft__rt.nworkers);
+    stop_workers(weft__det_on ? 1 : weft__rt.nworkers);
 }

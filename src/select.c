@@ -280,6 +280,7 @@ static int wait_none(int64_t deadline)
 
 static int select_cases(weft_case *cases, size_t n, int policy, int64_t deadline)
 {
+    weft__det_point();
     uint32_t stack_order[STACK_CASES], stack_locks[STACK_CASES];
     struct armed stack_armed[STACK_CASES];
     struct selection s = {.cases = cases, .me = weft_self(), .order = stack_order,

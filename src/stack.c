@@ -11,7 +11,8 @@
  *     GUARD_MPROTECT_BUDGET stacks only; stacks beyond that budget have no
  *     guard page (an overflow there corrupts memory instead of being caught).
  * WEFT_GUARD=mprotect or WEFT_GUARD=none in the environment forces a mode
- * (for tests).
+ * (for tests). Otherwise the first guard page installed is the probe: if
+ * MADV_GUARD_INSTALL fails there, every later stack uses the fallback.
  *
  * Free stacks go first to the freeing worker's cache (no lock), then to the
  * class's global pool. Beyond POOL_RETAIN free stacks, a stack entering the
@@ -25,6 +26,7 @@
 #include <valgrind/valgrind.h>
 #endif
 
+#include "fault.h"
 #include "internal.h"
 
 #ifndef MADV_GUARD_INSTALL
@@ -84,13 +86,7 @@ static enum guard_mode pick_guard_mode(void)
         return GUARD_MPROTECT;
     if (env && strcmp(env, "none") == 0)
         return GUARD_NONE;
-    /* Probe the kernel once on a scratch page. */
-    void *p = mmap(NULL, WEFT__PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return GUARD_MPROTECT;
-    enum guard_mode m = madvise(p, WEFT__PAGE, MADV_GUARD_INSTALL) == 0 ? GUARD_INSTALL : GUARD_MPROTECT;
-    munmap(p, WEFT__PAGE);
-    return m;
+    return GUARD_INSTALL; /* guard() falls back at its first failure */
 }
 
 const char *weft__stack_guard_kind(void)
@@ -115,7 +111,8 @@ static void guard(char *lo)
         mprotect_guards++;
 }
 
-/* Maps a new slab for cls. Called with pool_lock held. */
+/* Maps a new slab for cls. Returns 0, or -ENOMEM with nothing taken (no
+ * memory from the hook, or no mapping). Called with pool_lock held. */
 static int add_slab(int cls)
 {
     struct class_pool *pool = &pools[cls];
@@ -127,8 +124,8 @@ static int add_slab(int cls)
     struct slab *s = weft__calloc(sizeof *s + n * sizeof(unsigned));
     if (!grown || !s)
         goto fail_alloc;
-    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    char *base = weft__fault_mmap(NULL, len, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED)
         goto fail_alloc;
     madvise(base, len, MADV_NOHUGEPAGE); /* a huge page would commit 2 MiB per stack */
@@ -265,7 +262,7 @@ void weft__stack_pool_term(void)
         for (uint32_t i = 0; i < s->nstacks; i++)
             VALGRIND_STACK_DEREGISTER(s->vg_ids[i]);
 #endif
-        munmap(s->base, s->len);
+        weft__fault_munmap(s->base, s->len);
         weft__free(s, sizeof *s + s->nstacks * sizeof(unsigned));
     }
     mprotect_guards = 0;

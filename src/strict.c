@@ -51,6 +51,8 @@ void weft__panic(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (atomic_load(&weft__det_on))
+        weft__det_print_seed();
     print_backtrace();
     abort();
 }

@@ -141,11 +141,14 @@ static int wait_thread(struct weft__waiter *w, unsigned ticket, int64_t deadline
     pthread_mutex_unlock(&threads_lock);
 
     bool self = settle_early(w, ticket, deadline);
+    /* The thread waits on the real clock (weft_now is virtual in
+     * deterministic mode, where threads are not replayed anyway). */
+    int64_t real_deadline = weft__real_deadline(deadline);
     /* Unless it claimed itself, the thread waits for the claimer's futex
      * store, the claimer's last touch of w. */
     while (!self && atomic_load_explicit(&w->futex, memory_order_acquire) == 0) {
-        weft__futex_wait(&w->futex, 0, deadline);
-        if (deadline >= 0 && weft_now() >= deadline)
+        weft__futex_wait(&w->futex, 0, real_deadline);
+        if (real_deadline >= 0 && weft__clock_real() >= real_deadline)
             self = weft__wait_claim(w, ticket, -ETIMEDOUT);
     }
 

@@ -1,0 +1,613 @@
+/* park.pml: workers parking and waking (src/sched.c), with the global
+ * injection queue fed from outside the runtime.
+ *
+ * Checks: no lost wake-up. An outside thread makes two processes runnable
+ * through the global queue (weft__sched_ready_from with no worker). One of
+ * them computes forever once started (it holds its worker for good, which
+ * DESIGN.md 3.7 allows); the other spawns a child into its worker's own run
+ * queue and ends. Every process must get run: the monitor process waits for
+ * that and has no end label, so a final state where all workers sleep (or
+ * compute forever) with a process still queued is an invalid end state. Every
+ * order of the two pushes and every interleaving with NW workers (2 by
+ * default) is searched. With -DNW=3, -DSTART_PARKED=3 starts the three
+ * workers parked (as an idle runtime is when the pushes come; they race
+ * the pushes from their first wake-up on): 3.4 million states, where
+ * starting them searching takes 19 million. The non-progress search
+ * (pan -l) shows in addition that no cycle of waking, searching and
+ * parking runs forever without running a process.
+ *
+ * Model step / label           C code (src/sched.c; line numbers as of writing,
+ *                              the function names are the reference)
+ *   pusher                     weft__sched_ready_from with w NULL (the !w
+ *                              branch, lines 288-292): global_push
+ *                              (101-108), then weft__sched_notify(true)
+ *                              (234-239): fence, notify_local (227-232)
+ *   notify_local               notify_local: load nidle, load nspinning,
+ *                              unpark_one if idle and nobody spins
+ *   unpark_one                 unpark_one (214-223) and unpark_locked
+ *                              (191-202): under idle_lock clear parked,
+ *                              nidle--, nspinning++, park_futex = 1, wake
+ *   worker: top                worker_main -> find_work (640-673):
+ *                              pick_local first (642)
+ *   worker: search             find_work's loop (649-666): global_pop
+ *                              (112-134), steal (542-566), pick_local,
+ *                              SPIN_ROUNDS (SPINS here), then park
+ *   park                       park (600-636): under idle_lock
+ *                              stop_spinning, parked = true, nidle++
+ *                              (603-609); fence (610); work_visible
+ *                              (568-580) at 615; futex wait while
+ *                              park_futex == 0 (619-623); under idle_lock
+ *                              count itself spinning if nobody woke it
+ *                              (625-633); park_futex = 0; spinning = true
+ *   found                      find_work after its loop: stop_spinning
+ *                              (667), and the last searcher that found work
+ *                              wakes a helper if work is left (669-671)
+ *   run_it                     switch_to the process; a spawner makes its
+ *                              child runnable with local_push + notify_local
+ *                              (weft__sched_ready_from, lifo false, 311-312)
+ *   SPAWN: pick_runnext,       pick_local's run-next exchange (514-516);
+ *     steal_runnext, RUNNOW    steal's two-look CAS (553-563);
+ *                              weft__sched_run_now -> finish_switch
+ *                              AFTER_SPAWN (354-394): parent into run-next,
+ *                              notify_local, the child runs
+ *
+ * Abstracted: the run queues are FIFO arrays with one-step push, pop and
+ * steal-half (runq.pml checks their inside); no timers, inbox, run-next
+ * slot, stall hook or shutdown (workers_exit); the futex wait sleeps until
+ * park_futex is non-zero (a spurious return only loops). Critical sections
+ * of global_lock are one step when they write one thing others read
+ * without the lock (global_len).
+ *
+ * Memory model. Promela is sequentially consistent. The C code gets the one
+ * ordering this needs, store then load across threads (SB: the parker
+ * stores nidle/parked then loads the queues, the waker stores the work then
+ * loads nidle/nspinning), from its seq_cst fences: park's (line 610) on
+ * one side, weft__sched_notify(true)'s (237) or unpark's (206) on the
+ * other, with the seq_cst RMWs on global_len and nidle. notify_local with
+ * no fence (after local_push, lines 311-312, and in finish_switch) is the
+ * same SB pattern with no fence on the waker's side: the model cannot see
+ * the difference (see README.md, Limits).
+ *
+ * SPAWN (not a CHECK line): the outside thread makes one process runnable;
+ * it spawns work-first a child that computes forever, and waits in its
+ * worker's run-next slot. Fails with the code as it is (invalid end state):
+ * a searching worker misses the slot on its last look, the spawner's
+ * notify_local runs before that worker counts itself idle, and
+ * work_visible does not look at run-next slots, so it sleeps for good.
+ * -DSPAWN -DFIX_RUNNEXT_VISIBLE (work_visible also looks at the other
+ * workers' run-next slots) verifies.
+ *
+ * BUG variants (check.sh expects each to fail):
+ *   BUG_NO_RECHECK   park sleeps without work_visible after the fence
+ *                    (line 615): a push whose notify saw no idle
+ *                    worker is never found.
+ *   BUG_NO_HANDOFF   find_work's last searcher does not wake a helper
+ *                    (lines 669-671): the outside thread saw a spinning
+ *                    worker and woke nobody; that worker takes the process
+ *                    that computes forever and the other stays parked.
+ *   BUG_NOTIFY_FIRST the outside thread notifies before it pushes (the two
+ *                    steps of the !w branch swapped): the notify sees no
+ *                    idle worker, the worker parks before the push.
+ *
+ * CHECK: pass
+ * CHECK: pass -DNW=3 -DSTART_PARKED=3
+ * CHECK: pass np
+ * CHECK: fail -DBUG_NO_RECHECK
+ * CHECK: fail -DBUG_NO_HANDOFF
+ * CHECK: fail -DBUG_NOTIFY_FIRST
+ */
+
+#ifndef NW
+#define NW 2           /* workers */
+#endif
+#define NP 3           /* processes 1..NP: two pushed from outside, one child */
+#define CHILD 3
+#define CAP 4          /* run queue slots in the model */
+#ifndef SPINS
+#define SPINS 1        /* search rounds before parking (SPIN_ROUNDS is 32) */
+#endif
+#define OUTSIDE NW     /* the outside thread's lock owner id */
+#ifndef START_PARKED
+#define START_PARKED 0 /* workers that have parked before the pushes start */
+#endif
+
+#define NORMAL 0
+#define FOREVER 1      /* computes forever once started */
+#define SPAWNER 2      /* makes CHILD runnable on its worker, then ends */
+#define RUNNOW 3       /* SPAWN: runs CHILD at once; its rest (2) waits in run-next */
+
+byte kind[NP + 1];
+
+/* The global injection queue: a FIFO under global_lock, its length also
+ * read without the lock. */
+byte gq[NP];
+byte gq_head, gq_n;
+byte global_lock;      /* 0: free, else owner id + 1 */
+byte global_len;
+
+/* Run queues: FIFO per worker. */
+byte rq[NW * CAP];
+byte rq_head[NW], rq_n[NW];
+
+byte idle_lock;        /* 0: free, else owner id + 1 */
+bool parked[NW];       /* written under idle_lock */
+bit park_futex[NW];
+byte nidle, nspinning;
+
+byte ran[NP + 1];      /* ghost: how often each process was started */
+
+#ifdef SPAWN
+byte runnext[NW];      /* the run-next slot */
+byte tick[NW];         /* counts scheduling decisions, mod 4 here */
+#endif
+
+#define RQ(w, i) rq[(w) * CAP + (i) % CAP]
+
+inline lock(l, id)
+{
+    atomic {
+        l == 0 -> l = id + 1
+    }
+}
+
+inline unlock(l)
+{
+    l = 0
+}
+
+/* Owner's push (weft__runq_push; the model's queues never fill). */
+inline rq_push(w, p)
+{
+    atomic {
+        assert(rq_n[w] < CAP);
+        RQ(w, rq_head[w] + rq_n[w]) = p;
+        rq_n[w]++
+    }
+}
+
+inline rq_pop(w, p)
+{
+    atomic {
+        if
+        :: rq_n[w] > 0 ->
+            p = RQ(w, rq_head[w]);
+            RQ(w, rq_head[w]) = 0;
+            rq_head[w] = (rq_head[w] + 1) % CAP;
+            rq_n[w]--
+        :: else -> p = 0
+        fi
+    }
+}
+
+/* weft__runq_steal: half of v's queue (rounded up), the last one to run,
+ * the others into w's (empty) queue. */
+inline rq_steal(w, v, p)
+{
+    atomic {
+        c = rq_n[v] - rq_n[v] / 2;
+        p = 0;
+        do
+        :: c > 0 ->
+            if
+            :: p != 0 -> rq_push(w, p)
+            :: else -> skip
+            fi;
+            rq_pop(v, p);
+            c--
+        :: else -> break
+        od
+    }
+}
+
+/* unpark_one: wake one parked worker, trying them from a random start.
+ * Lock acquisition joins the first write of the critical section, and the
+ * release the last one: threads that do not take idle_lock cannot tell. */
+inline unpark_one(id)
+{
+    atomic {
+        idle_lock == 0 -> idle_lock = id + 1;
+        if
+        :: i = 0
+        :: i = 1
+#if NW > 2
+        :: i = 2
+#endif
+        fi;
+        n = 0;
+        do
+        :: n < NW && !parked[(i + n) % NW] -> n++
+        :: else -> break
+        od;
+        if
+        :: n < NW ->
+            v = (i + n) % NW;
+            parked[v] = false;
+            nidle--
+        :: else ->
+            idle_lock = 0
+        fi;
+        i = 0
+    };
+    if
+    :: n < NW ->
+        nspinning++; /* it wakes up looking for work */
+        atomic {
+            park_futex[v] = 1;
+            idle_lock = 0
+        }
+    :: else -> skip
+    fi;
+    atomic { n = 0; v = 0 }
+}
+
+/* notify_local: two relaxed loads, then maybe unpark_one. Called after a
+ * seq_cst fence by weft__sched_notify(true). */
+inline notify_local(id)
+{
+    if
+    :: nidle != 0 ->
+        if
+        :: nspinning == 0 -> unpark_one(id)
+        :: else -> skip
+        fi
+    :: else -> skip
+    fi
+}
+
+#ifdef SPAWN
+/* pick_local's run-next part: the owner counts a decision, then takes the
+ * slot by exchange if it looked full. */
+inline pick_runnext(me, p)
+{
+    atomic {
+        tick[me] = (tick[me] + 1) % 4;
+        p = runnext[me]
+    };
+    if
+    :: p != 0 ->
+        atomic {
+            p = runnext[me];
+            runnext[me] = 0
+        }
+    :: else -> skip
+    fi
+}
+
+/* steal()'s run-next part: taken by CAS only when seen twice at one tick. */
+inline steal_runnext(me, v, p)
+{
+    if
+    :: p == 0 ->
+        c = runnext[v];
+        i = tick[v];
+        if
+        :: c != 0 ->
+            if
+            :: watch == c && watch_tick == i ->
+                atomic {
+                    if
+                    :: runnext[v] == c -> runnext[v] = 0; p = c; watch = 0; watch_tick = 0
+                    :: else -> skip
+                    fi
+                }
+            :: else -> skip
+            fi;
+            if
+            :: p == 0 -> watch = c; watch_tick = i
+            :: else -> skip
+            fi
+        :: else -> skip
+        fi;
+        c = 0
+    :: else -> skip
+    fi
+}
+#endif
+
+proctype pusher()
+{
+    byte k = 1, i, n, v;
+
+    do
+#ifdef SPAWN
+    :: k <= 1 ->
+#else
+    :: k <= 2 ->
+#endif
+#ifdef BUG_NOTIFY_FIRST
+        notify_local(OUTSIDE);
+#endif
+        atomic { /* global_push: lock, append, global_len++, unlock */
+            global_lock == 0 ->
+            gq[(gq_head + gq_n) % NP] = k;
+            gq_n++;
+            global_len++
+        };
+#ifndef BUG_NOTIFY_FIRST
+        notify_local(OUTSIDE); /* after weft__sched_notify's fence */
+#endif
+        k++
+    :: else -> break
+    od
+}
+
+proctype worker(byte me)
+{
+    bool spinning, vis;
+    byte p, v, i, n, c, spins;
+#ifdef SPAWN
+    byte watch, watch_tick; /* steal_watch, steal_watch_tick */
+#endif
+
+    if
+    :: me >= NW - START_PARKED -> goto sleep /* parked before the pushes */
+    :: else -> skip
+    fi;
+top:
+#ifdef SPAWN
+    pick_runnext(me, p);
+    if
+    :: p == 0 -> rq_pop(me, p)
+    :: else -> skip
+    fi;
+#else
+    rq_pop(me, p); /* pick_local */
+#endif
+    if
+    :: p != 0 -> goto run_it
+    :: else -> skip
+    fi;
+    if
+    :: !spinning -> spinning = true; nspinning++
+    :: else -> skip
+    fi;
+search:
+    /* global_pop */
+    if
+    :: global_len != 0 ->
+        atomic {
+            global_lock == 0 -> global_lock = me + 1;
+            n = global_len / NW + 1;
+            if
+            :: n > global_len -> n = global_len
+            :: else -> skip
+            fi;
+            assert(n <= gq_n);
+            if /* the room left in the run queue, and at most half of it */
+            :: n > CAP - rq_n[me] + 1 -> n = CAP - rq_n[me] + 1
+            :: else -> skip
+            fi;
+            if
+            :: n > CAP / 2 -> n = CAP / 2
+            :: else -> skip
+            fi;
+            if /* another worker took it since the unlocked look */
+            :: n > 0 ->
+                p = gq[gq_head];
+                gq[gq_head] = 0;
+                gq_head = (gq_head + 1) % NP;
+                gq_n--
+            :: else -> skip
+            fi;
+            i = 1
+        };
+        do /* the rest into its own run queue, still under the lock */
+        :: i < n ->
+            atomic {
+                v = gq[gq_head];
+                gq[gq_head] = 0;
+                gq_head = (gq_head + 1) % NP;
+                gq_n--;
+                rq_push(me, v);
+                v = 0
+            };
+            i++
+        :: else -> break
+        od;
+        atomic {
+            global_len = global_len - n;
+            global_lock = 0;
+            n = 0;
+            i = 0
+        }
+    :: else -> skip
+    fi;
+    if
+    :: p != 0 -> goto found
+    :: else -> skip
+    fi;
+    /* steal: every other worker's queue. Its random start is left out:
+     * at most one run queue holds work at a time in this scenario (the
+     * spawner's; global_pop keeps n - 1 = 0 for itself unless NW = 2). */
+    n = 0;
+    do
+    :: n < NW && p == 0 ->
+        v = n;
+        if
+        :: v != me ->
+            rq_steal(me, v, p);
+#ifdef SPAWN
+            steal_runnext(me, v, p);
+#endif
+            skip
+        :: else -> skip
+        fi;
+        n++
+    :: else -> break
+    od;
+    atomic { i = 0; n = 0; v = 0 };
+    if
+    :: p != 0 -> goto found
+    :: else -> skip
+    fi;
+#ifdef SPAWN
+    pick_runnext(me, p);
+    if
+    :: p == 0 -> rq_pop(me, p)
+    :: else -> skip
+    fi;
+#else
+    rq_pop(me, p);
+#endif
+    if
+    :: p != 0 -> goto found
+    :: else -> skip
+    fi;
+    if
+    :: spins < SPINS -> spins++; goto search
+    :: else -> skip
+    fi;
+
+    /* park */
+    atomic {
+        idle_lock == 0 -> idle_lock = me + 1;
+        if /* stop_spinning */
+        :: spinning -> spinning = false; assert(nspinning > 0); nspinning--
+        :: else -> skip
+        fi
+    };
+    atomic {
+        parked[me] = true;
+        nidle++;
+        idle_lock = 0
+    };
+    /* seq_cst fence */
+#ifdef BUG_NO_RECHECK
+    vis = false;
+#else
+    vis = global_len != 0; /* work_visible */
+    n = 0;
+    do
+    :: !vis && n < NW -> vis = rq_n[n] != 0; n++
+    :: else -> break
+    od;
+#ifdef FIX_RUNNEXT_VISIBLE
+    n = 0;
+    do
+    :: !vis && n < NW -> vis = n != me && runnext[n] != 0; n++
+    :: else -> break
+    od;
+#endif
+    n = 0;
+#endif
+sleep:
+    if
+    :: !vis ->
+end_park:
+        park_futex[me] != 0
+    :: else -> skip
+    fi;
+    vis = false;
+    atomic {
+        idle_lock == 0 -> idle_lock = me + 1;
+        if
+        :: parked[me] -> /* woke by itself: count itself as spinning */
+            parked[me] = false;
+            nidle--;
+            vis = true
+        :: else -> idle_lock = 0
+        fi
+    };
+    if
+    :: vis ->
+        atomic {
+            nspinning++;
+            idle_lock = 0;
+            vis = false
+        }
+    :: else -> skip
+    fi;
+    park_futex[me] = 0;
+    spinning = true;
+    spins = 0;
+    goto search;
+
+found:
+    spins = 0;
+    if /* stop_spinning */
+    :: spinning -> spinning = false; assert(nspinning > 0); nspinning--
+    :: else -> skip
+    fi;
+#ifndef BUG_NO_HANDOFF
+    /* The last searcher found work: more may be waiting, wake a helper. */
+    if
+    :: nspinning == 0 ->
+        if
+        :: rq_n[me] > 0 -> vis = true
+        :: else -> vis = global_len > 0
+        fi;
+        if
+        :: vis -> vis = false; notify_local(me) /* weft__sched_notify(true) */
+        :: else -> skip
+        fi
+    :: else -> skip
+    fi;
+#endif
+
+run_it:
+progress:
+    atomic {
+        assert(p >= 1 && p <= NP);
+        assert(ran[p] == 0);
+        ran[p]++
+    }
+    if
+    :: kind[p] == FOREVER ->
+end_forever:
+        false
+    :: kind[p] == SPAWNER ->
+        rq_push(me, CHILD); /* local_push */
+        notify_local(me)    /* no fence: see the note at the top */
+#ifdef SPAWN
+    :: kind[p] == RUNNOW ->
+        /* weft__sched_run_now: switch to CHILD; finish_switch
+         * (AFTER_SPAWN) puts the rest of p in run-next, notify_local */
+        atomic { assert(runnext[me] == 0); runnext[me] = 2 };
+        notify_local(me);
+        p = CHILD;
+        goto run_it
+#endif
+    :: else -> skip
+    fi;
+    p = 0;
+    goto top
+}
+
+/* Waits for every process to have been started. Not an end state: a
+ * system that stops with this still waiting has lost a wake-up. */
+proctype monitor()
+{
+    ran[1] != 0 && ran[2] != 0 && ran[CHILD] != 0
+}
+
+init
+{
+    byte k;
+    atomic {
+#ifdef SPAWN
+        kind[1] = RUNNOW;
+        kind[2] = NORMAL;
+        kind[CHILD] = FOREVER;
+#else
+        if /* which of the two outside pushes is the one that computes forever */
+        :: kind[1] = FOREVER; kind[2] = SPAWNER
+        :: kind[1] = SPAWNER; kind[2] = FOREVER
+        fi;
+        kind[CHILD] = NORMAL;
+#endif
+        k = 0;
+        do
+        :: k < NW ->
+            if
+            :: k >= NW - START_PARKED -> parked[k] = true; nidle++
+            :: else -> skip
+            fi;
+            run worker(k);
+            k++
+        :: else -> break
+        od;
+        k = 0;
+        run pusher();
+        run monitor()
+    }
+}

@@ -1,0 +1,1744 @@
+/* test-misuse.c: the misuse matrix. Every public function of weft.h is called
+ * with NULL pointers, never-valid handles (0, forged values, a handle of the
+ * other type), stale handles (the object freed and its handle-table slot
+ * reused by a new object), wrong sizes, with no runtime or one shutting
+ * down, and from the wrong context; each call must return the code weft.h
+ * documents, and leave every other object as it was. docs/misuse.md is the
+ * same matrix as a table: keep the two in step.
+ *
+ * The matrix is one table of probes (function, column, contexts, expected
+ * code, misuse or not). A probe may have variants (k: the bad inputs of its
+ * cell) and, for handle columns, runs once per handle of the fixture's list
+ * for that column. The contexts: a process and an outside thread of a running
+ * runtime, a process and an outside thread of a runtime shutting down (a
+ * weft_stop whose deadline passed), and no runtime (before the first start
+ * and after a stop). After every probe the fixture is checked: the live
+ * channels hold what they held, the processes waiting on the gate channel
+ * still wait, the objects that took stale slots are intact. */
+#define _GNU_SOURCE /* setenv, unsetenv */
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_PROC_CHECKS
+#include "test.h"
+
+/* ---- contexts, columns, probes ------------------------------------------------------ */
+
+enum ctx {
+    IN_PROC = 1,     /* a process of a running runtime */
+    IN_THREAD = 2,   /* an outside thread while a runtime runs */
+    STOP_PROC = 4,   /* a process while the runtime shuts down */
+    STOP_THREAD = 8, /* an outside thread while the runtime shuts down */
+    NO_RT = 16       /* no runtime: before the first start, and after a stop */
+};
+#define RUN (IN_PROC | IN_THREAD)
+#define STOPPING (STOP_PROC | STOP_THREAD)
+#define LIVE (RUN | STOPPING)
+#define ANY (LIVE | NO_RT)
+#define OUTSIDE (IN_THREAD | STOP_THREAD | NO_RT)
+#define INPROC (IN_PROC | STOP_PROC)
+
+enum col { C_NULL, C_BAD, C_STALE, C_SIZE, C_RT, C_CTX, C_STATE };
+static const char *const col_name[] = {"NULL", "never-valid", "stale", "size", "runtime", "context",
+                                       "state"};
+
+/* Which handle list a probe runs over (H_NONE: once, with handle 0). */
+enum hkind { H_NONE, H_CHAN, H_PID };
+
+enum { HMAX = 128 };
+struct hlist {
+    uint64_t h[HMAX];
+    int n;
+};
+
+struct waiter {
+    weft_chan gate;
+    intptr_t result;
+};
+
+/* The objects every probe must leave alone, and the handles it is given. */
+struct fx {
+    unsigned ctx;
+    bool running;        /* the objects below exist (false: no runtime) */
+    int nworkers;
+    weft_chan gate;      /* rendezvous; peer, fresh_pid, chan_pid, detached and extra[] receive on it */
+    weft_chan live;      /* capacity 4, holds SENT_A then SENT_B */
+    weft_chan rv;        /* rendezvous, nobody waits on it */
+    weft_chan closed;    /* capacity 1, closed, empty */
+    weft_chan fresh;     /* capacity 2, holds FRESH_V; took the slot of a released channel */
+    weft_chan pid_chan;  /* capacity 3; took the slot of a joined process */
+    weft_pid peer;       /* joinable, named LONG_NAME (stored truncated) */
+    weft_pid fresh_pid;  /* joinable, named "fresh"; took the slot of a joined process */
+    weft_pid chan_pid;   /* joinable; took the slot of a released channel */
+    weft_pid detached;   /* detached at spawn */
+    weft_pid extra[8];   /* waiters spawned while looking for a reused slot */
+    int nextra;
+    struct waiter w_peer, w_fresh, w_chan_pid, w_detached, w_extra;
+    /* Handles to refuse: never valid; stale (freed, most with the slot
+     * reused); valid until the runtime stopped (no-runtime context only). */
+    struct hlist bad_ch, bad_pid, stale_ch, stale_pid, dead_ch, dead_pid, tmp;
+    int *elem;           /* exactly one int on the heap: an overrun is an ASan error */
+    int fd_null, fd_ro, fd_broken; /* /dev/null for writing and for reading; a pipe without reader */
+};
+
+struct probe {
+    const char *id;   /* the probe's function, p_<id> */
+    const char *fn;   /* the weft function it calls */
+    enum col col;
+    enum hkind hk;
+    unsigned where;   /* contexts it runs in */
+    int nvar;         /* variants: the inputs of the cell, k = 0..nvar-1 */
+    int expect;
+    bool misuse;      /* marked [misuse] in weft.h: aborts under WEFT_STRICT=1 */
+    int (*call)(struct fx *f, uint64_t h, int k);
+};
+
+#define SENT_A 0x5A5A
+#define SENT_B 0x6B6B
+#define FRESH_V 0x7C7C
+#define LONG_NAME "peer-0123456789-0123456789-0123456789"
+#define TOUCHED 1000000 /* a probe's return when an error left its output changed */
+enum { PEER_RESULT = 101, FRESH_RESULT = 102, CHAN_PID_RESULT = 103, DETACHED_RESULT = 104,
+       EXTRA_RESULT = 105 };
+#define STACK ((size_t)256 * 1024) /* the probing processes' stacks */
+
+/* ---- failures: every one is kept (up to the log's size), not only the first --------- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char fail_log[32768];
+static size_t fail_len;
+static atomic_int nfail;
+static atomic_long nprobes;
+static char cur[256]; /* the probe being run, for fx_check's messages */
+static bool trace;    /* MISUSE_TRACE set: each probe is named before it runs */
+
+__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...)
+{
+    pthread_mutex_lock(&log_lock);
+    atomic_fetch_add(&nfail, 1);
+    size_t room = sizeof fail_log - fail_len - 2; /* and a newline, and the NUL */
+    if (room > 256) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(fail_log + fail_len, room, fmt, ap);
+        va_end(ap);
+        fail_len += n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
+        fail_log[fail_len++] = '\n';
+        fail_log[fail_len] = '\0';
+    }
+    pthread_mutex_unlock(&log_lock);
+}
+
+/* Prints every failure, then fails the case on the first. */
+static void assert_no_failures(void)
+{
+    if (atomic_load(&nfail)) {
+        fprintf(stderr, "misuse matrix: %d failure(s):\n%s", atomic_load(&nfail), fail_log);
+        fflush(stderr);
+    }
+    if (getenv("MISUSE_VERBOSE"))
+        fprintf(stderr, "misuse matrix: %ld probes\n", atomic_load(&nprobes));
+    ASSERT_CHECKS();
+    cr_assert_eq(atomic_load(&nfail), 0, "%d probe(s) failed (listed above)", atomic_load(&nfail));
+}
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static intptr_t ret_arg(void *arg)
+{
+    return (intptr_t)arg;
+}
+
+/* Waits on the gate: returns its result once the gate is closed (or the
+ * runtime shuts down); anything else means a probe reached it. */
+static intptr_t gate_waiter(void *arg)
+{
+    struct waiter *w = arg;
+    int v = 0;
+    int rc = weft_chan_recv(w->gate, &v, sizeof v, WEFT_FOREVER);
+    if (rc == -EPIPE || rc == -ECANCELED)
+        return w->result;
+    return rc == 0 ? -100000 - v : rc;
+}
+
+static void hl_add(struct hlist *l, uint64_t h)
+{
+    if (l->n < HMAX)
+        l->h[l->n++] = h;
+    else
+        check_fail(__LINE__, "handle list full");
+}
+
+static void hl_cat(struct hlist *dst, const struct hlist *src)
+{
+    for (int i = 0; i < src->n; i++)
+        hl_add(dst, src->h[i]);
+}
+
+#define SLOT(h) ((uint32_t)(h))
+#define GEN(h) ((h) >> 32)
+
+/* Handles that name nothing, whatever the table holds: 0, slot 0, slots
+ * beyond the table's directory, a generation no slot has had; and, given a
+ * live handle, other generations of its slot and unused slots of its
+ * generation. */
+static void add_forged(struct hlist *l, uint64_t live)
+{
+    static const uint64_t fixed[] = {
+        0, 1, 12345, 0xFFFFFFFFull, ~0ull, 1ull << 32, 0x100000001ull, 0x8000000000000000ull,
+        0xdeadbeef12345ull, (1ull << 32) | ((1u << 28) + 1), (7ull << 32) | 0x10000000u,
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        hl_add(l, fixed[i]);
+    for (uint32_t slot = 1; slot < 64; slot++)
+        hl_add(l, 0x00ABCDEFull << 32 | slot);
+    if (!live)
+        return;
+    hl_add(l, (uint64_t)SLOT(live));                    /* generation 0 */
+    hl_add(l, live ^ (0x800000ull << 32));              /* far generation of a live slot */
+    hl_add(l, live + (0x400000ull << 32));
+    hl_add(l, live + (1ull << 32));                     /* the slot's next generation */
+    hl_add(l, (live & ~0xFFFFFFFFull) | 4000);          /* an unused slot of a mapped chunk */
+    hl_add(l, (live & ~0xFFFFFFFFull) | (5u << 12 | 7)); /* a slot of an unmapped chunk */
+}
+
+static const size_t wrong_sizes[] = {0, 1, 3, 5, 8, SIZE_MAX};
+enum { NWRONG = sizeof wrong_sizes / sizeof wrong_sizes[0] };
+
+static int64_t dl(int k) /* the two deadlines of a variant: do not block, or forever */
+{
+    return k ? WEFT_FOREVER : 0;
+}
+
+/* The three ways in: the weft_spawn macro (weft_spawn_at with this line), the
+ * plain function, weft_spawn_at without a site. */
+static int spawn_via(int entry, weft_pid *pid, weft_proc_fn fn, void *arg, const weft_spawn_opts *o)
+{
+    switch (entry % 3) {
+    case 0:
+        return weft_spawn(pid, fn, arg, o);
+    case 1:
+        return (weft_spawn)(pid, fn, arg, o);
+    default:
+        return weft_spawn_at(NULL, pid, fn, arg, o);
+    }
+}
+
+/* A select of n cases out of the len in c: its return, or TOUCHED if it
+ * failed but wrote a case's result. */
+static int select_n_of(weft_case *c, size_t len, size_t n, int policy, int64_t deadline)
+{
+    for (size_t i = 0; i < len; i++)
+        c[i].result = 777;
+    int rc = weft_select(c, n, policy, deadline);
+    for (size_t i = 0; rc < 0 && i < len; i++)
+        if (c[i].result != 777)
+            return TOUCHED;
+    return rc;
+}
+
+static int select_untouched(weft_case *c, size_t n, int policy, int64_t deadline)
+{
+    return select_n_of(c, n, n, policy, deadline);
+}
+
+/* ---- the probes: runtime and memory ------------------------------------------------- */
+
+static int p_strerror_unknown(struct fx *f, uint64_t h, int k)
+{
+    static const int codes[] = {1, 9999, -9999, -EXDEV, INT_MIN, INT_MAX};
+    const char *s = weft_strerror(codes[k]);
+    return s && s[0] && strcmp(s, weft_strerror(0)) != 0 ? 0 : 1;
+}
+
+static int p_now_any(struct fx *f, uint64_t h, int k)
+{
+    int64_t a = weft_now(), b = weft_now();
+    return a > 0 && b >= a ? 0 : 1;
+}
+
+static int p_config_init_null(struct fx *f, uint64_t h, int k)
+{
+    weft_config_init(NULL);
+    return 0;
+}
+
+static int p_opts_init_null(struct fx *f, uint64_t h, int k)
+{
+    weft_spawn_opts_init(NULL);
+    return 0;
+}
+
+static void *plain_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
+{
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, new_size);
+}
+
+static int p_set_allocator_busy(struct fx *f, uint64_t h, int k)
+{
+    return k ? weft_set_allocator(plain_alloc, NULL) : weft_set_allocator(NULL, NULL);
+}
+
+static int p_set_allocator_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_set_allocator(NULL, NULL); /* restores the default */
+}
+
+static int p_run_null_fn(struct fx *f, uint64_t h, int k)
+{
+    intptr_t r = -7;
+    int rc = weft_run(NULL, NULL, NULL, k ? NULL : &r);
+    return r == -7 ? rc : TOUCHED;
+}
+
+/* Configurations weft_start and weft_run refuse with -EINVAL (k < 9) or
+ * -E2BIG; and the limits, which they accept. */
+static void bad_cfg(weft_config *cfg, int k)
+{
+    static const unsigned workers[] = {WEFT_WORKERS_MAX + 1, 100000};
+    static const size_t small[] = {0, WEFT_STACK_MIN - 1};
+    static const int sigs[] = {-1, NSIG, SIGSEGV, SIGKILL, SIGSTOP};
+    static const size_t big[] = {WEFT_STACK_MAX + 1, SIZE_MAX};
+    weft_config_init(cfg);
+    cfg->workers = 1;
+    if (k < 2)
+        cfg->workers = workers[k];
+    else if (k < 4)
+        cfg->stack_size = small[k - 2];
+    else if (k < 9)
+        cfg->dump_signal = sigs[k - 4];
+    else
+        cfg->stack_size = big[k - 9];
+}
+enum { CFG_EINVAL = 9, CFG_E2BIG = 2 };
+
+static int p_run_cfg_einval(struct fx *f, uint64_t h, int k)
+{
+    weft_config cfg;
+    bad_cfg(&cfg, k);
+    intptr_t r = -7;
+    int rc = weft_run(ret_arg, (void *)(intptr_t)5, &cfg, &r);
+    return r == -7 ? rc : TOUCHED;
+}
+
+static int p_run_cfg_e2big(struct fx *f, uint64_t h, int k)
+{
+    return p_run_cfg_einval(f, h, CFG_EINVAL + k);
+}
+
+/* The limits (k 0, 1), and cfg and result NULL (k 2). */
+static int p_run_cfg_limits(struct fx *f, uint64_t h, int k)
+{
+    if (k == 2)
+        return weft_run(ret_arg, NULL, NULL, NULL);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.stack_size = k ? WEFT_STACK_MAX : WEFT_STACK_MIN;
+    cfg.dump_signal = 0;
+    intptr_t r = -7;
+    int rc = weft_run(ret_arg, (void *)(intptr_t)8, &cfg, &r);
+    return rc == 0 && r != 8 ? TOUCHED : rc;
+}
+
+static int p_run_busy(struct fx *f, uint64_t h, int k)
+{
+    intptr_t r = -7;
+    int rc = weft_run(ret_arg, NULL, NULL, &r);
+    return r == -7 ? rc : TOUCHED;
+}
+
+static int p_start_cfg_einval(struct fx *f, uint64_t h, int k)
+{
+    weft_config cfg;
+    bad_cfg(&cfg, k);
+    return weft_start(&cfg);
+}
+
+static int p_start_cfg_e2big(struct fx *f, uint64_t h, int k)
+{
+    return p_start_cfg_einval(f, h, CFG_EINVAL + k);
+}
+
+static int p_start_null_cfg(struct fx *f, uint64_t h, int k)
+{
+    int rc = weft_start(NULL);
+    return rc ? rc : weft_stop(WEFT_FOREVER);
+}
+
+static int p_start_busy(struct fx *f, uint64_t h, int k)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    return weft_start(k ? &cfg : NULL);
+}
+
+static int p_stop(struct fx *f, uint64_t h, int k)
+{
+    return weft_stop(dl(k));
+}
+
+static int p_attach_none(struct fx *f, uint64_t h, int k)
+{
+    return weft_thread_attach();
+}
+
+static int p_detach_thread(struct fx *f, uint64_t h, int k)
+{
+    return weft_thread_detach();
+}
+
+static int p_attach_then_detach(struct fx *f, uint64_t h, int k)
+{
+    int a = weft_thread_attach();
+    int d = a == 0 ? weft_thread_detach() : a;
+    return a ? a : d;
+}
+
+static int p_workers_none(struct fx *f, uint64_t h, int k)
+{
+    return weft_workers();
+}
+
+static int p_workers_live(struct fx *f, uint64_t h, int k)
+{
+    return weft_workers() == f->nworkers ? 0 : 1;
+}
+
+/* ---- processes ------------------------------------------------------------------------ */
+
+/* k % 3 the entry point, k / 3 joinable (opts NULL) or detached. */
+static int p_spawn_null_fn(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = 1;
+    return spawn_via(k, &pid, NULL, NULL, k / 3 ? &o : NULL);
+}
+
+static int p_spawn_null_pid(struct fx *f, uint64_t h, int k)
+{
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.name = k / 3 ? "x" : NULL;
+    return spawn_via(k, NULL, ret_arg, NULL, k / 3 ? &o : NULL);
+}
+
+static int p_spawn_stack_small(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.stack_size = k / 3 ? WEFT_STACK_MIN - 1 : 0;
+    return spawn_via(k, &pid, ret_arg, NULL, &o);
+}
+
+static int p_spawn_stack_big(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.stack_size = k / 3 ? SIZE_MAX : WEFT_STACK_MAX + 1;
+    return spawn_via(k, &pid, ret_arg, NULL, &o);
+}
+
+/* Workers out of range, pinned or not: k / 2 picks the worker. */
+static int bad_worker(struct fx *f, int k)
+{
+    int n = f->running ? f->nworkers : 1;
+    int workers[] = {n, n + 1, 1000, -2, INT_MIN};
+    return workers[(k / 2) % 5];
+}
+
+static int p_spawn_bad_worker(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.worker = bad_worker(f, k);
+    o.pinned = k % 2;
+    return spawn_via(k, &pid, ret_arg, NULL, &o);
+}
+
+/* Valid arguments: joinable with a pid, or detached without one. */
+static int p_spawn_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = k / 3;
+    return spawn_via(k, o.detached ? NULL : &pid, ret_arg, NULL, &o);
+}
+
+/* The limits and a size between classes are accepted, by each entry point. */
+static int p_spawn_stack_limits(struct fx *f, uint64_t h, int k)
+{
+    static const size_t good[] = {WEFT_STACK_MIN, WEFT_STACK_MIN + 1, 20000, WEFT_STACK_MAX};
+    weft_pid pid = 0;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.stack_size = good[k / 3];
+    int rc = spawn_via(k, &pid, ret_arg, (void *)(intptr_t)(40 + k), &o);
+    if (rc)
+        return rc;
+    intptr_t r = -1;
+    rc = weft_join(pid, &r, WEFT_FOREVER);
+    return rc == 0 && r != 40 + k ? TOUCHED : rc;
+}
+
+static int p_join_null_result(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    int rc = spawn_via(k, &pid, ret_arg, NULL, NULL);
+    return rc ? rc : weft_join(pid, NULL, WEFT_FOREVER);
+}
+
+static int p_join(struct fx *f, uint64_t h, int k)
+{
+    intptr_t r = -7;
+    int rc = weft_join(h, &r, dl(k));
+    return r == -7 ? rc : TOUCHED;
+}
+
+static int p_join_self(struct fx *f, uint64_t h, int k)
+{
+    return p_join(f, weft_self(), k);
+}
+
+static int p_join_detached(struct fx *f, uint64_t h, int k)
+{
+    return p_join(f, f->detached, k);
+}
+
+static int p_detach(struct fx *f, uint64_t h, int k)
+{
+    return weft_detach(h);
+}
+
+static int p_detach_detached(struct fx *f, uint64_t h, int k)
+{
+    return weft_detach(f->detached);
+}
+
+static int p_self_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_self() == 0 ? 0 : 1;
+}
+
+static int p_self_in_proc(struct fx *f, uint64_t h, int k)
+{
+    char buf[WEFT_NAME_MAX];
+    weft_pid me = weft_self();
+    return me != 0 && weft_proc_name(me, buf, sizeof buf) > 0 ? 0 : 1;
+}
+
+static int p_yield(struct fx *f, uint64_t h, int k)
+{
+    return weft_yield();
+}
+
+static int p_sleep_past(struct fx *f, uint64_t h, int k)
+{
+    return weft_sleep(k ? weft_now() - 1000 * MS : 0);
+}
+
+static int p_sleep_stopping(struct fx *f, uint64_t h, int k)
+{
+    return k < 2 ? p_sleep_past(f, h, k) : weft_sleep(weft_now() + 5000 * MS);
+}
+
+static int p_exit_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_exit(k);
+}
+
+static int p_worker_id_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_worker_id();
+}
+
+static int p_worker_id_in_proc(struct fx *f, uint64_t h, int k)
+{
+    int id = weft_worker_id();
+    return id >= 0 && id < f->nworkers ? 0 : id < 0 ? id : 1;
+}
+
+static int p_name_null_buf(struct fx *f, uint64_t h, int k)
+{
+    return weft_proc_name(f->peer ? f->peer : 0x100000001ull, NULL, k ? 0 : WEFT_NAME_MAX);
+}
+
+static int p_name_len0(struct fx *f, uint64_t h, int k)
+{
+    char buf[4] = "abc";
+    int rc = weft_proc_name(f->peer ? f->peer : 0x100000001ull, buf, 0);
+    return strcmp(buf, "abc") == 0 ? rc : TOUCHED;
+}
+
+static int p_name(struct fx *f, uint64_t h, int k)
+{
+    char buf[WEFT_NAME_MAX];
+    return weft_proc_name(h, buf, sizeof buf);
+}
+
+/* Every buffer length from 1 to WEFT_NAME_MAX + 1, each buffer exactly that
+ * long on the heap: the full length is returned, the copy truncated and
+ * terminated, nothing written past the end. */
+static int p_name_truncate(struct fx *f, uint64_t h, int k)
+{
+    size_t len = (size_t)k + 1, full = WEFT_NAME_MAX - 1;
+    char *buf = malloc(len);
+    memset(buf, 'x', len);
+    int rc = weft_proc_name(f->peer, buf, len);
+    size_t copied = len - 1 < full ? len - 1 : full;
+    bool ok = rc == (int)full && buf[copied] == '\0' && memcmp(buf, LONG_NAME, copied) == 0;
+    free(buf);
+    return ok ? 0 : rc < 0 ? rc : TOUCHED;
+}
+
+/* ---- channels --------------------------------------------------------------------------- */
+
+static int p_make_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_make(NULL, sizeof(int), k ? 4 : 0);
+}
+
+static int p_make_elem_bad(struct fx *f, uint64_t h, int k)
+{
+    static const size_t elem[] = {0, WEFT_CHAN_ELEM_MAX + 1, SIZE_MAX};
+    weft_chan ch = 77;
+    int rc = weft_chan_make(&ch, elem[k / 2], (size_t)(k % 2));
+    return ch == 77 ? rc : TOUCHED;
+}
+
+/* Buffers above WEFT_CHAN_BUFFER_MAX, including products that wrap around
+ * SIZE_MAX to a small number (16 and 0). */
+static int p_make_buffer_big(struct fx *f, uint64_t h, int k)
+{
+    static const size_t elem[] = {1, WEFT_CHAN_ELEM_MAX, 16, 4, WEFT_CHAN_ELEM_MAX, 2};
+    static const size_t cap[] = {WEFT_CHAN_BUFFER_MAX + 1, WEFT_CHAN_BUFFER_MAX / WEFT_CHAN_ELEM_MAX + 1,
+                                 SIZE_MAX / 16 + 2, SIZE_MAX, SIZE_MAX / WEFT_CHAN_ELEM_MAX + 1,
+                                 (size_t)1 << 63};
+    weft_chan ch = 77;
+    int rc = weft_chan_make(&ch, elem[k], cap[k]);
+    return ch == 77 ? rc : TOUCHED;
+}
+
+/* The limits are accepted: the largest element, and (not under a sanitizer,
+ * whose allocator would have to back it) the largest buffer. */
+static int p_make_limits(struct fx *f, uint64_t h, int k)
+{
+    static const size_t elem[] = {1, WEFT_CHAN_ELEM_MAX, WEFT_CHAN_ELEM_MAX, WEFT_CHAN_ELEM_MAX};
+    static const size_t cap[] = {0, 0, 1, WEFT_CHAN_BUFFER_MAX / WEFT_CHAN_ELEM_MAX};
+    if (k == 3 && test_sanitized())
+        return 0;
+    weft_chan ch = 0;
+    int rc = weft_chan_make(&ch, elem[k], cap[k]);
+    if (rc)
+        return rc;
+    int c = weft_chan_cap(ch);
+    rc = weft_chan_release(ch);
+    return rc ? rc : c != (int)cap[k] ? TOUCHED : 0;
+}
+
+static int p_make_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_chan ch = 77;
+    int rc = weft_chan_make(&ch, sizeof(int), k ? 4 : 0);
+    return rc == 0 ? (weft_chan_release(ch), 0) : ch == 77 ? rc : TOUCHED;
+}
+
+/* k: bit 0 the deadline, bit 1 the channel (buffered with elements, or the
+ * gate with receivers waiting). */
+static weft_chan pick(struct fx *f, int k)
+{
+    return k & 2 ? f->gate : f->live;
+}
+
+static int p_send_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_send(pick(f, k), NULL, sizeof(int), dl(k & 1));
+}
+
+static int p_recv_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_recv(pick(f, k), NULL, sizeof(int), dl(k & 1));
+}
+
+static int p_send(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_chan_send(h, f->elem, sizeof(int), dl(k));
+}
+
+static int p_recv(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_chan_recv(h, f->elem, sizeof(int), dl(k));
+    return rc < 0 && *f->elem != 42 ? TOUCHED : rc;
+}
+
+/* Wrong sizes on the buffered channel (room and elements), the rendezvous
+ * channel nobody waits on and the gate (receivers waiting), each with both
+ * deadlines. The buffer holds one int: reading or writing size bytes would
+ * be an ASan error. */
+static weft_chan pick3(struct fx *f, int k)
+{
+    weft_chan chans[] = {f->live, f->rv, f->gate};
+    return chans[k % 3];
+}
+
+static int p_send_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_chan_send(pick3(f, k), f->elem, wrong_sizes[(k / 3) % NWRONG], dl(k / (3 * NWRONG)));
+}
+
+static int p_recv_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_chan_recv(pick3(f, k), f->elem, wrong_sizes[(k / 3) % NWRONG], dl(k / (3 * NWRONG)));
+    return rc < 0 && *f->elem != 42 ? TOUCHED : rc;
+}
+
+/* Operations that would wait, while the runtime shuts down. */
+static int p_send_blocking(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_chan_send(f->rv, f->elem, sizeof(int), k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_recv_blocking(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_recv(f->rv, f->elem, sizeof(int), k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_close(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_close(h);
+}
+
+static int p_close_twice(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_close(f->closed);
+}
+
+static int p_retain(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_retain(h);
+}
+
+static int p_release(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_release(h);
+}
+
+/* A release after the last one: k 0 at once, k 1 once another channel has
+ * taken the slot (which must survive it). */
+static int p_release_twice(struct fx *f, uint64_t h, int k)
+{
+    weft_chan a = 0, b = 0;
+    int rc = weft_chan_make(&a, sizeof(int), 1);
+    if (rc || (rc = weft_chan_release(a)))
+        return rc ? rc : TOUCHED;
+    if (k && (rc = weft_chan_make(&b, sizeof(int), 1)))
+        return rc;
+    rc = weft_chan_release(a);
+    if (k && (weft_chan_cap(b) != 1 || weft_chan_release(b) != 0 || weft_chan_release(b) != -EBADF))
+        return TOUCHED;
+    return rc;
+}
+
+static int p_len(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_len(h);
+}
+
+static int p_cap(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_cap(h);
+}
+
+/* ---- select ---------------------------------------------------------------------------- */
+
+static int p_select_null_cases(struct fx *f, uint64_t h, int k)
+{
+    return weft_select(NULL, k ? WEFT_SELECT_MAX : 1, k % 2, dl(k));
+}
+
+static int p_select_null_buf(struct fx *f, uint64_t h, int k)
+{
+    weft_case c[2] = {WEFT_RECV(f->rv, f->elem), WEFT_RECV(f->live, f->elem)};
+    c[1].buf = NULL;
+    c[1].kind = k % 2 ? WEFT_CASE_SEND : WEFT_CASE_RECV;
+    return select_untouched(c, 2, WEFT_SELECT_FAIR, dl(k / 2));
+}
+
+static int p_select_n(struct fx *f, uint64_t h, int k)
+{
+    static const size_t ns[] = {0, WEFT_SELECT_MAX + 1, SIZE_MAX};
+    weft_case c[1] = {WEFT_RECV(f->live, f->elem)};
+    return select_n_of(c, 1, ns[k], WEFT_SELECT_PRIORITY, 0);
+}
+
+static int p_select_kind(struct fx *f, uint64_t h, int k)
+{
+    static const int kinds[] = {0, WEFT_CASE_RECV + 1, -1, INT_MAX, INT_MIN};
+    weft_case c[2] = {WEFT_RECV(f->live, f->elem), WEFT_RECV(f->rv, f->elem)};
+    c[1].kind = kinds[k];
+    return select_untouched(c, 2, WEFT_SELECT_FAIR, 0);
+}
+
+static int p_select_policy(struct fx *f, uint64_t h, int k)
+{
+    static const int policies[] = {-1, WEFT_SELECT_PRIORITY + 1, INT_MAX, INT_MIN};
+    weft_case c[1] = {WEFT_RECV(f->live, f->elem)};
+    return select_untouched(c, 1, policies[k], 0);
+}
+
+/* A bad handle in case 1, beside case 0 on the buffered channel, which is
+ * ready for a receive: nothing completes. k: bit 0 the bad case's kind, bit
+ * 1 the policy, bit 2 the deadline. */
+static int p_select(struct fx *f, uint64_t h, int k)
+{
+    int in = 0;
+    *f->elem = 42;
+    weft_case c[2] = {WEFT_RECV(f->live, &in), WEFT_RECV(h, f->elem)};
+    if (k & 1)
+        c[1].kind = WEFT_CASE_SEND;
+    return select_untouched(c, 2, (k >> 1) & 1, dl(k & 4));
+}
+
+/* A wrong size in case 1 (k: size, kind, channel live or gate), beside a
+ * ready receive. */
+static int p_select_size(struct fx *f, uint64_t h, int k)
+{
+    int in = 0;
+    *f->elem = 42;
+    weft_case c[2] = {WEFT_RECV(f->live, &in), WEFT_RECV((k / (2 * NWRONG)) ? f->gate : f->live, f->elem)};
+    c[1].size = wrong_sizes[k % NWRONG];
+    if ((k / NWRONG) % 2)
+        c[1].kind = WEFT_CASE_SEND;
+    return select_untouched(c, 2, WEFT_SELECT_FAIR, dl(k % 2));
+}
+
+/* WEFT_SELECT_MAX cases are accepted (none ready: -ETIMEDOUT). */
+static int p_select_max(struct fx *f, uint64_t h, int k)
+{
+    weft_case *c = malloc(WEFT_SELECT_MAX * sizeof *c);
+    for (int i = 0; i < WEFT_SELECT_MAX; i++)
+        c[i] = WEFT_RECV(f->rv, f->elem);
+    int rc = select_untouched(c, WEFT_SELECT_MAX, k, 0);
+    free(c);
+    return rc;
+}
+
+/* Disabled cases are not checked: garbage in them is ignored. k 0: beside
+ * an enabled receive on the rendezvous channel; k 1: every case disabled. */
+static int p_select_disabled(struct fx *f, uint64_t h, int k)
+{
+    weft_case c[3] = {
+        {.kind = 99, .disabled = 1, .handle = ~0ull, .buf = NULL, .size = 0},
+        {.kind = WEFT_CASE_SEND, .disabled = 1, .handle = f->live, .buf = NULL, .size = SIZE_MAX},
+        WEFT_RECV(f->rv, f->elem),
+    };
+    c[2].disabled = k;
+    return select_untouched(c, 3, WEFT_SELECT_FAIR, 0);
+}
+
+static int p_select_blocking(struct fx *f, uint64_t h, int k)
+{
+    weft_case c[1] = {WEFT_RECV(f->rv, f->elem)};
+    c[0].disabled = k == 2;
+    return select_untouched(c, 1, WEFT_SELECT_FAIR, k == 1 ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+/* ---- diagnostics ------------------------------------------------------------------------ */
+
+/* Descriptors weft_dump cannot write to: negative, never open, read-only, a
+ * pipe whose reader is gone (SIGPIPE is ignored in these tests). */
+static int p_dump_bad_fd(struct fx *f, uint64_t h, int k)
+{
+    int fds[] = {-1, INT_MIN, INT_MAX, 1 << 20, f->fd_ro, f->fd_broken};
+    return weft_dump(fds[k]);
+}
+
+static int p_dump_ok(struct fx *f, uint64_t h, int k)
+{
+    return weft_dump(f->fd_null);
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+#define M true  /* [misuse] */
+#define R false /* a run-time code */
+#define ROW(id, fn, col, hk, where, nvar, expect, misuse) \
+    {#id, fn, col, hk, where, nvar, expect, misuse, p_##id}
+#define ROWF(id, call, fn, col, hk, where, nvar, expect, misuse) \
+    {#id, fn, col, hk, where, nvar, expect, misuse, p_##call}
+
+static const struct probe probes[] = {
+    /* errors, time, memory */
+    ROW(strerror_unknown, "weft_strerror", C_BAD, H_NONE, ANY, 6, 0, R),
+    ROW(now_any, "weft_now", C_RT, H_NONE, ANY, 1, 0, R),
+    ROW(set_allocator_busy, "weft_set_allocator", C_RT, H_NONE, LIVE, 2, -EBUSY, M),
+    ROW(set_allocator_null, "weft_set_allocator", C_NULL, H_NONE, NO_RT, 1, 0, R),
+    /* runtime */
+    ROW(config_init_null, "weft_config_init", C_NULL, H_NONE, ANY, 1, 0, R),
+    ROW(run_null_fn, "weft_run", C_NULL, H_NONE, NO_RT, 2, -EINVAL, M),
+    ROW(run_cfg_einval, "weft_run", C_SIZE, H_NONE, NO_RT, CFG_EINVAL, -EINVAL, M),
+    ROW(run_cfg_e2big, "weft_run", C_SIZE, H_NONE, NO_RT, CFG_E2BIG, -E2BIG, M),
+    ROW(run_busy, "weft_run", C_CTX, H_NONE, LIVE, 1, -EBUSY, M),
+    ROW(start_cfg_einval, "weft_start", C_SIZE, H_NONE, NO_RT, CFG_EINVAL, -EINVAL, M),
+    ROW(start_cfg_e2big, "weft_start", C_SIZE, H_NONE, NO_RT, CFG_E2BIG, -E2BIG, M),
+    ROW(start_busy, "weft_start", C_CTX, H_NONE, LIVE, 2, -EBUSY, M),
+    ROWF(stop_in_proc, stop, "weft_stop", C_CTX, H_NONE, INPROC, 2, -EPERM, M),
+    ROWF(stop_none, stop, "weft_stop", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(attach_none, "weft_thread_attach", C_RT, H_NONE, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(attach_then_detach, "weft_thread_attach", C_RT, H_NONE, LIVE, 1, 0, R),
+    ROWF(detach_thread_none, detach_thread, "weft_thread_detach", C_RT, H_NONE, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(detach_thread_unattached, detach_thread, "weft_thread_detach", C_STATE, H_NONE, LIVE, 1,
+         -EINVAL, M),
+    ROW(workers_none, "weft_workers", C_RT, H_NONE, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(workers_live, "weft_workers", C_RT, H_NONE, LIVE, 1, 0, R),
+    /* processes */
+    ROW(opts_init_null, "weft_spawn_opts_init", C_NULL, H_NONE, ANY, 1, 0, R),
+    ROW(spawn_null_fn, "weft_spawn(_at)", C_NULL, H_NONE, ANY, 6, -EINVAL, M),
+    ROW(spawn_null_pid, "weft_spawn(_at)", C_NULL, H_NONE, ANY, 6, -EINVAL, M),
+    ROW(spawn_stack_small, "weft_spawn(_at)", C_SIZE, H_NONE, ANY, 6, -EINVAL, M),
+    ROW(spawn_stack_big, "weft_spawn(_at)", C_SIZE, H_NONE, ANY, 6, -E2BIG, M),
+    ROW(spawn_stack_limits, "weft_spawn(_at)", C_SIZE, H_NONE, RUN, 12, 0, R),
+    ROW(spawn_bad_worker, "weft_spawn(_at)", C_SIZE, H_NONE, RUN, 10, -EINVAL, M),
+    ROWF(spawn_bad_worker_stopping, spawn_bad_worker, "weft_spawn(_at)", C_RT, H_NONE, STOPPING, 10,
+         -ECANCELED, R),
+    ROWF(spawn_bad_worker_none, spawn_bad_worker, "weft_spawn(_at)", C_RT, H_NONE, NO_RT, 10, -ESHUTDOWN, R),
+    ROWF(spawn_stopping, spawn_valid, "weft_spawn(_at)", C_RT, H_NONE, STOPPING, 6, -ECANCELED, R),
+    ROWF(spawn_none, spawn_valid, "weft_spawn(_at)", C_RT, H_NONE, NO_RT, 6, -ESHUTDOWN, R),
+    ROW(join_null_result, "weft_join", C_NULL, H_NONE, RUN, 3, 0, R),
+    ROWF(join_bad, join, "weft_join", C_BAD, H_PID, LIVE, 2, -ESRCH, M),
+    ROWF(join_stale, join, "weft_join", C_STALE, H_PID, LIVE, 2, -ESRCH, M),
+    ROWF(join_none, join, "weft_join", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(join_self, "weft_join", C_CTX, H_NONE, INPROC, 2, -EDEADLK, M),
+    ROW(join_detached, "weft_join", C_STATE, H_NONE, RUN, 2, -EINVAL, M),
+    ROWF(detach_bad, detach, "weft_detach", C_BAD, H_PID, LIVE, 1, -ESRCH, M),
+    ROWF(detach_stale, detach, "weft_detach", C_STALE, H_PID, LIVE, 1, -ESRCH, M),
+    ROWF(detach_none, detach, "weft_detach", C_RT, H_PID, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(detach_detached, "weft_detach", C_STATE, H_NONE, RUN, 1, -EINVAL, M),
+    ROW(self_outside, "weft_self", C_CTX, H_NONE, OUTSIDE, 1, 0, R),
+    ROW(self_in_proc, "weft_self", C_CTX, H_NONE, INPROC, 1, 0, R),
+    ROWF(yield_ok, yield, "weft_yield", C_CTX, H_NONE, OUTSIDE | IN_PROC, 1, 0, R),
+    ROWF(yield_stopping, yield, "weft_yield", C_RT, H_NONE, STOP_PROC, 1, -ECANCELED, R),
+    ROW(sleep_past, "weft_sleep", C_RT, H_NONE, RUN | NO_RT, 2, 0, R),
+    ROW(sleep_stopping, "weft_sleep", C_RT, H_NONE, STOPPING, 3, -ECANCELED, R),
+    ROW(exit_outside, "weft_exit", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(name_null_buf, "weft_proc_name", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(name_len0, "weft_proc_name", C_SIZE, H_NONE, ANY, 1, -EINVAL, M),
+    ROW(name_truncate, "weft_proc_name", C_SIZE, H_NONE, LIVE, WEFT_NAME_MAX + 1, 0, R),
+    ROWF(name_bad, name, "weft_proc_name", C_BAD, H_PID, LIVE, 1, -ESRCH, M),
+    ROWF(name_stale, name, "weft_proc_name", C_STALE, H_PID, LIVE, 1, -ESRCH, M),
+    ROWF(name_none, name, "weft_proc_name", C_RT, H_PID, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(worker_id_outside, "weft_worker_id", C_CTX, H_NONE, OUTSIDE, 1, -EPERM, M),
+    ROW(worker_id_in_proc, "weft_worker_id", C_CTX, H_NONE, INPROC, 1, 0, R),
+    /* channels */
+    ROW(make_null, "weft_chan_make", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(make_elem_bad, "weft_chan_make", C_SIZE, H_NONE, ANY, 6, -EINVAL, M),
+    ROW(make_buffer_big, "weft_chan_make", C_SIZE, H_NONE, ANY, 6, -E2BIG, M),
+    ROW(make_limits, "weft_chan_make", C_SIZE, H_NONE, RUN, 4, 0, R),
+    ROWF(make_stopping, make_valid, "weft_chan_make", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(make_none, make_valid, "weft_chan_make", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(send_null, "weft_chan_send", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(send_bad, send, "weft_chan_send", C_BAD, H_CHAN, LIVE, 2, -EBADF, R),
+    ROWF(send_stale, send, "weft_chan_send", C_STALE, H_CHAN, LIVE, 2, -EBADF, R),
+    ROWF(send_none, send, "weft_chan_send", C_RT, H_CHAN, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(send_size, "weft_chan_send", C_SIZE, H_NONE, LIVE, 6 * NWRONG, -EMSGSIZE, M),
+    ROW(send_blocking, "weft_chan_send", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(recv_null, "weft_chan_recv", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(recv_bad, recv, "weft_chan_recv", C_BAD, H_CHAN, LIVE, 2, -EBADF, R),
+    ROWF(recv_stale, recv, "weft_chan_recv", C_STALE, H_CHAN, LIVE, 2, -EBADF, R),
+    ROWF(recv_none, recv, "weft_chan_recv", C_RT, H_CHAN, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(recv_size, "weft_chan_recv", C_SIZE, H_NONE, LIVE, 6 * NWRONG, -EMSGSIZE, M),
+    ROW(recv_blocking, "weft_chan_recv", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(close_bad, close, "weft_chan_close", C_BAD, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(close_stale, close, "weft_chan_close", C_STALE, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(close_none, close, "weft_chan_close", C_RT, H_CHAN, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(close_twice, "weft_chan_close", C_STATE, H_NONE, LIVE, 1, -EPIPE, M),
+    ROWF(retain_bad, retain, "weft_chan_retain", C_BAD, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(retain_stale, retain, "weft_chan_retain", C_STALE, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(retain_none, retain, "weft_chan_retain", C_RT, H_CHAN, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(release_bad, release, "weft_chan_release", C_BAD, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(release_stale, release, "weft_chan_release", C_STALE, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(release_none, release, "weft_chan_release", C_RT, H_CHAN, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(release_twice, "weft_chan_release", C_STATE, H_NONE, RUN, 2, -EBADF, M),
+    ROWF(len_bad, len, "weft_chan_len", C_BAD, H_CHAN, LIVE, 1, -EBADF, R),
+    ROWF(len_stale, len, "weft_chan_len", C_STALE, H_CHAN, LIVE, 1, -EBADF, R),
+    ROWF(len_none, len, "weft_chan_len", C_RT, H_CHAN, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(cap_bad, cap, "weft_chan_cap", C_BAD, H_CHAN, LIVE, 1, -EBADF, R),
+    ROWF(cap_stale, cap, "weft_chan_cap", C_STALE, H_CHAN, LIVE, 1, -EBADF, R),
+    ROWF(cap_none, cap, "weft_chan_cap", C_RT, H_CHAN, NO_RT, 1, -ESHUTDOWN, R),
+    /* select */
+    ROW(select_null_cases, "weft_select", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(select_null_buf, "weft_select", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROW(select_n, "weft_select", C_SIZE, H_NONE, ANY, 3, -EINVAL, M),
+    ROW(select_kind, "weft_select", C_BAD, H_NONE, ANY, 5, -EINVAL, M),
+    ROW(select_policy, "weft_select", C_BAD, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(select_bad, select, "weft_select", C_BAD, H_CHAN, LIVE, 8, -EBADF, R),
+    ROWF(select_stale, select, "weft_select", C_STALE, H_CHAN, LIVE, 8, -EBADF, R),
+    ROWF(select_none, select, "weft_select", C_RT, H_CHAN, NO_RT, 8, -ESHUTDOWN, R),
+    ROW(select_size, "weft_select", C_SIZE, H_NONE, LIVE, 4 * NWRONG, -EMSGSIZE, M),
+    ROW(select_max, "weft_select", C_SIZE, H_NONE, LIVE, 2, -ETIMEDOUT, R),
+    ROW(select_disabled, "weft_select", C_BAD, H_NONE, LIVE, 2, -ETIMEDOUT, R),
+    ROW(select_blocking, "weft_select", C_RT, H_NONE, STOPPING, 3, -ECANCELED, R),
+    /* diagnostics */
+    ROW(dump_bad_fd, "weft_dump", C_BAD, H_NONE, RUN | STOP_PROC, 6, -EBADF, R),
+    ROW(dump_ok, "weft_dump", C_RT, H_NONE, RUN, 1, 0, R),
+    ROWF(dump_none, dump_ok, "weft_dump", C_RT, H_NONE, STOP_THREAD | NO_RT, 1, -ESHUTDOWN, R),
+    /* Last: these start and stop a runtime, so the rows before them run
+     * before the first start in that case. */
+    ROW(run_cfg_limits, "weft_run", C_SIZE, H_NONE, NO_RT, 3, 0, R),
+    ROW(start_null_cfg, "weft_start", C_NULL, H_NONE, NO_RT, 1, 0, R),
+};
+enum { NPROBES = sizeof probes / sizeof probes[0] };
+
+/* ---- the fixture ---------------------------------------------------------------------------- */
+
+static weft_pid spawn_waiter(struct waiter *w, const char *name, int detached)
+{
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.name = name;
+    o.detached = detached;
+    weft_pid pid = 0;
+    CHECK_RC(weft_spawn(&pid, gate_waiter, w, &o), 0);
+    return pid;
+}
+
+/* A process that has ended and been joined: its pid is stale, its slot free
+ * on this worker. */
+static weft_pid joined_pid(void)
+{
+    weft_pid pid = spawn_proc(ret_arg, NULL);
+    CHECK_RC(weft_join(pid, NULL, WEFT_FOREVER), 0);
+    return pid;
+}
+
+static void add_extra(struct fx *f, weft_pid pid)
+{
+    if (f->nextra < (int)(sizeof f->extra / sizeof f->extra[0]))
+        f->extra[f->nextra++] = pid;
+    else
+        check_fail(__LINE__, "too many extra waiters");
+}
+
+/* Builds the objects. Runs as a process pinned to worker 0, so that a slot
+ * freed here is the next one handed out here (the worker's free-slot cache
+ * is last in, first out); each reuse is checked, and retried if another
+ * worker took the slot. */
+static void fx_build(struct fx *f)
+{
+    f->gate = make_chan(sizeof(int), 0);
+    f->w_peer = (struct waiter){f->gate, PEER_RESULT};
+    f->w_fresh = (struct waiter){f->gate, FRESH_RESULT};
+    f->w_chan_pid = (struct waiter){f->gate, CHAN_PID_RESULT};
+    f->w_detached = (struct waiter){f->gate, DETACHED_RESULT};
+    f->w_extra = (struct waiter){f->gate, EXTRA_RESULT};
+
+    f->live = make_chan(sizeof(int), 4);
+    int v = SENT_A;
+    CHECK_RC(weft_chan_send(f->live, &v, sizeof v, 0), 0);
+    v = SENT_B;
+    CHECK_RC(weft_chan_send(f->live, &v, sizeof v, 0), 0);
+    f->rv = make_chan(sizeof(int), 0);
+    f->closed = make_chan(sizeof(int), 1);
+    CHECK_RC(weft_chan_close(f->closed), 0);
+    f->peer = spawn_waiter(&f->w_peer, LONG_NAME, 0);
+    f->detached = spawn_waiter(&f->w_detached, "detached", 1);
+
+    /* A channel's slot taken by a channel. */
+    weft_chan old = make_chan(sizeof(int), 2), neu = 0;
+    for (int i = 0; i < 8; i++) {
+        CHECK_RC(weft_chan_release(old), 0);
+        neu = make_chan(sizeof(int), 2);
+        if (SLOT(neu) == SLOT(old))
+            break;
+        old = neu;
+    }
+    CHECK(SLOT(neu) == SLOT(old), "no channel took a released channel's slot");
+    hl_add(&f->stale_ch, old);
+    f->fresh = neu;
+    v = FRESH_V;
+    CHECK_RC(weft_chan_send(f->fresh, &v, sizeof v, 0), 0);
+
+    /* A channel's slot taken by a process. */
+    for (int i = 0; i < 8; i++) {
+        old = make_chan(sizeof(int), 1);
+        CHECK_RC(weft_chan_release(old), 0);
+        f->chan_pid = spawn_waiter(&f->w_chan_pid, "chan_pid", 0);
+        if (SLOT(f->chan_pid) == SLOT(old))
+            break;
+        add_extra(f, f->chan_pid);
+    }
+    CHECK(SLOT(f->chan_pid) == SLOT(old), "no process took a released channel's slot");
+    hl_add(&f->stale_ch, old);
+
+    /* A process's slot taken by a process. */
+    weft_pid oldp = 0;
+    for (int i = 0; i < 8; i++) {
+        oldp = joined_pid();
+        f->fresh_pid = spawn_waiter(&f->w_fresh, "fresh", 0);
+        if (SLOT(f->fresh_pid) == SLOT(oldp))
+            break;
+        add_extra(f, f->fresh_pid);
+    }
+    CHECK(SLOT(f->fresh_pid) == SLOT(oldp), "no process took a joined process's slot");
+    hl_add(&f->stale_pid, oldp);
+
+    /* A process's slot taken by a channel. */
+    for (int i = 0; i < 8; i++) {
+        oldp = joined_pid();
+        f->pid_chan = make_chan(sizeof(int), 3);
+        if (SLOT(f->pid_chan) == SLOT(oldp))
+            break;
+        CHECK_RC(weft_chan_release(f->pid_chan), 0);
+    }
+    CHECK(SLOT(f->pid_chan) == SLOT(oldp), "no channel took a joined process's slot");
+    hl_add(&f->stale_pid, oldp);
+
+    /* Released or joined, the slot not (yet) reused; a detached process that
+     * has returned. */
+    old = make_chan(sizeof(int), 1);
+    CHECK_RC(weft_chan_release(old), 0);
+    hl_add(&f->stale_ch, old);
+    hl_add(&f->stale_pid, joined_pid());
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = 1;
+    /* Work-first on this pinned process's worker: it has returned, and its
+     * slot is free, when weft_spawn returns (no polling: a stale pid is
+     * misuse under WEFT_STRICT=1). */
+    CHECK_RC(weft_spawn(&oldp, ret_arg, NULL, &o), 0);
+    hl_add(&f->stale_pid, oldp);
+
+    /* Never valid: forged values, and live handles of the other type. */
+    add_forged(&f->bad_ch, f->live);
+    add_forged(&f->bad_pid, f->peer);
+    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached};
+    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed};
+    for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
+        hl_add(&f->bad_ch, pids[i]);
+    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++)
+        hl_add(&f->bad_pid, chans[i]);
+}
+
+static intptr_t fx_builder(void *arg)
+{
+    fx_build(arg);
+    return 0;
+}
+
+/* Starts the fixture for a context of a running runtime. prev: the fixture
+ * of an earlier runtime, whose handles are all stale here (or NULL). */
+static void fx_start(struct fx *f, unsigned ctx, const struct fx *prev)
+{
+    struct fx keep = *f; /* the descriptors and the element buffer survive */
+    memset(f, 0, sizeof *f);
+    f->elem = keep.elem;
+    f->fd_null = keep.fd_null;
+    f->fd_ro = keep.fd_ro;
+    f->fd_broken = keep.fd_broken;
+    f->ctx = ctx;
+    f->running = true;
+    f->nworkers = weft_workers();
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.worker = 0;
+    o.pinned = 1;
+    o.stack_size = STACK;
+    weft_pid b = 0;
+    CHECK_RC(weft_spawn(&b, fx_builder, f, &o), 0);
+    CHECK_RC(weft_join(b, NULL, WEFT_FOREVER), 0);
+    if (prev) {
+        hl_cat(&f->stale_ch, &prev->dead_ch);
+        hl_cat(&f->stale_ch, &prev->stale_ch);
+        hl_cat(&f->stale_pid, &prev->dead_pid);
+        hl_cat(&f->stale_pid, &prev->stale_pid);
+    }
+}
+
+/* Every handle the fixture holds, for the no-runtime context after a stop
+ * and the stale lists of the next runtime. */
+static void fx_collect_dead(struct fx *f)
+{
+    f->dead_ch.n = f->dead_pid.n = 0;
+    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed};
+    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached};
+    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++)
+        hl_add(&f->dead_ch, chans[i]);
+    for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
+        hl_add(&f->dead_pid, pids[i]);
+}
+
+/* The fixture with no runtime: after a stop every handle it held is dead;
+ * before the first start there are only forged handles. */
+static void fx_no_runtime(struct fx *f, bool after_stop)
+{
+    f->ctx = NO_RT;
+    f->running = false;
+    if (after_stop) {
+        fx_collect_dead(f);
+        return;
+    }
+    f->bad_ch.n = f->bad_pid.n = f->stale_ch.n = f->stale_pid.n = 0;
+    f->dead_ch.n = f->dead_pid.n = 0;
+    add_forged(&f->bad_ch, 0);
+    add_forged(&f->bad_pid, 0);
+}
+
+/* Nothing the probe should not have touched has changed. */
+static void fx_check(struct fx *f)
+{
+    if (!f->running) {
+        int w = weft_workers();
+        if (w != -ESHUTDOWN) {
+            fail("%s: left a runtime running (weft_workers %d); stopped it", cur, w);
+            weft_stop(WEFT_FOREVER);
+        }
+        return;
+    }
+    int a = 0, b = 0, rc[12];
+    rc[0] = weft_chan_len(f->live);
+    rc[1] = weft_chan_cap(f->live);
+    rc[2] = weft_chan_recv(f->live, &a, sizeof a, 0);
+    rc[3] = weft_chan_recv(f->live, &b, sizeof b, 0);
+    int sa = SENT_A, sb = SENT_B;
+    rc[4] = weft_chan_send(f->live, &sa, sizeof sa, 0);
+    rc[5] = weft_chan_send(f->live, &sb, sizeof sb, 0);
+    if (rc[0] != 2 || rc[1] != 4 || rc[2] || rc[3] || a != SENT_A || b != SENT_B || rc[4] || rc[5])
+        fail("%s: the buffered channel changed: len %d cap %d, receives %d %d gave %#x %#x, "
+             "sends back %d %d", cur, rc[0], rc[1], rc[2], rc[3], a, b, rc[4], rc[5]);
+    /* The channel in a stale handle's slot: its value, taken and put back
+     * (a send fails if a probe closed it). */
+    int fv = 0, fr = weft_chan_recv(f->fresh, &fv, sizeof fv, 0);
+    int fs = fr == 0 ? weft_chan_send(f->fresh, &fv, sizeof fv, 0) : fr;
+    if (fr || fv != FRESH_V || fs)
+        fail("%s: the channel in a reused slot changed: receive %d gave %#x, send back %d", cur, fr,
+             fv, fs);
+    rc[0] = weft_chan_len(f->fresh);
+    rc[1] = weft_chan_cap(f->fresh);
+    rc[2] = weft_chan_cap(f->pid_chan);
+    rc[3] = weft_chan_len(f->rv);
+    rc[4] = weft_chan_cap(f->rv);
+    rc[5] = weft_chan_len(f->closed);
+    rc[6] = weft_chan_send(f->closed, &sa, sizeof sa, 0);
+    rc[7] = weft_chan_len(f->gate);
+    rc[8] = weft_chan_cap(f->gate);
+    if (rc[0] != 1 || rc[1] != 2 || rc[2] != 3 || rc[3] || rc[4] || rc[5] || rc[6] != -EPIPE ||
+        rc[7] || rc[8])
+        fail("%s: a channel changed: fresh len %d cap %d, pid_chan cap %d, rendezvous len %d cap %d, "
+             "closed len %d send %d, gate len %d cap %d", cur, rc[0], rc[1], rc[2], rc[3], rc[4],
+             rc[5], rc[6], rc[7], rc[8]);
+    char buf[WEFT_NAME_MAX];
+    rc[0] = weft_proc_name(f->fresh_pid, buf, sizeof buf);
+    if (rc[0] != 5 || strcmp(buf, "fresh") != 0)
+        fail("%s: the process in a reused slot changed: name %d", cur, rc[0]);
+    rc[0] = weft_proc_name(f->peer, buf, sizeof buf);
+    if (rc[0] != WEFT_NAME_MAX - 1)
+        fail("%s: weft_proc_name(peer) %d", cur, rc[0]);
+    if (f->ctx & STOPPING)
+        return; /* the waiters were canceled: they may have returned */
+    weft_pid waiting[] = {f->peer, f->fresh_pid, f->chan_pid};
+    for (size_t i = 0; i < sizeof waiting / sizeof waiting[0]; i++)
+        if ((rc[0] = weft_join(waiting[i], NULL, 0)) != -ETIMEDOUT)
+            fail("%s: process %#llx no longer waits on the gate: join %d", cur,
+                 (unsigned long long)waiting[i], rc[0]);
+    if ((rc[0] = weft_proc_name(f->detached, buf, sizeof buf)) != 8)
+        fail("%s: the detached process changed: name %d", cur, rc[0]);
+}
+
+/* Ends a running fixture: the waiters return their results, and each channel
+ * had exactly the one reference it was made with (a second release is
+ * refused). */
+static void fx_end(struct fx *f)
+{
+    CHECK_RC(weft_chan_close(f->gate), 0);
+    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid};
+    intptr_t results[] = {PEER_RESULT, FRESH_RESULT, CHAN_PID_RESULT};
+    for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++) {
+        intptr_t r = -1;
+        CHECK_RC(weft_join(pids[i], &r, WEFT_FOREVER), 0);
+        CHECK(r == results[i], "process %zu returned %ld, expected %ld", i, (long)r, (long)results[i]);
+    }
+    for (int i = 0; i < f->nextra; i++) {
+        intptr_t r = -1;
+        CHECK_RC(weft_join(f->extra[i], &r, WEFT_FOREVER), 0);
+        CHECK(r == EXTRA_RESULT, "extra waiter returned %ld", (long)r);
+    }
+    int v = 0;
+    CHECK_RC(weft_chan_recv(f->fresh, &v, sizeof v, 0), 0);
+    CHECK(v == FRESH_V, "the channel in a reused slot gave %#x", v);
+    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed};
+    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
+        CHECK_RC(weft_chan_release(chans[i]), 0);
+        CHECK_RC(weft_chan_release(chans[i]), -EBADF);
+    }
+}
+
+/* ---- running the table ------------------------------------------------------------------- */
+
+static const char *ctx_name(unsigned ctx)
+{
+    switch (ctx) {
+    case IN_PROC: return "process";
+    case IN_THREAD: return "outside thread";
+    case STOP_PROC: return "process, shutting down";
+    case STOP_THREAD: return "outside thread, shutting down";
+    default: return "no runtime";
+    }
+}
+
+static const struct hlist *handles_for(struct fx *f, const struct probe *r)
+{
+    static const struct hlist none = {.n = 1};
+    if (r->hk == H_NONE)
+        return &none;
+    bool ch = r->hk == H_CHAN;
+    if (r->col == C_BAD)
+        return ch ? &f->bad_ch : &f->bad_pid;
+    if (r->col == C_STALE)
+        return ch ? &f->stale_ch : &f->stale_pid;
+    /* No runtime: every handle, valid, stale or forged. */
+    f->tmp.n = 0;
+    hl_cat(&f->tmp, ch ? &f->bad_ch : &f->bad_pid);
+    hl_cat(&f->tmp, ch ? &f->stale_ch : &f->stale_pid);
+    hl_cat(&f->tmp, ch ? &f->dead_ch : &f->dead_pid);
+    return &f->tmp;
+}
+
+/* Runs one probe with one handle and variant; returns what it returned. */
+static int run_one(struct fx *f, const struct probe *r, uint64_t h, int k)
+{
+    snprintf(cur, sizeof cur, "%s [%s, %s] in %s, handle %#llx, variant %d", r->fn, r->id,
+             col_name[r->col], ctx_name(f->ctx), (unsigned long long)h, k);
+    if (trace) {
+        fprintf(stderr, "%s\n", cur);
+        fflush(stderr);
+    }
+    int rc = r->call(f, h, k);
+    atomic_fetch_add(&nprobes, 1);
+    if (rc != r->expect)
+        fail("%s: returned %d (%s), expected %d (%s)", cur, rc,
+             rc == TOUCHED ? "an output was written" : weft_strerror(rc), r->expect,
+             weft_strerror(r->expect));
+    fx_check(f);
+    return rc;
+}
+
+/* Runs every probe that applies to the fixture's context. */
+static void run_probes(struct fx *f)
+{
+    for (int i = 0; i < NPROBES; i++) {
+        const struct probe *r = &probes[i];
+        if (!(r->where & f->ctx))
+            continue;
+        const struct hlist *hs = handles_for(f, r);
+        for (int j = 0; j < hs->n; j++)
+            for (int k = 0; k < r->nvar; k++)
+                run_one(f, r, hs->h[j], k);
+    }
+}
+
+/* ---- the contexts --------------------------------------------------------------------- */
+
+static struct fx fx, prev_fx;
+
+static void files_open(struct fx *f)
+{
+    unsetenv("WEFT_STRICT"); /* read at the first misuse: the matrix wants the codes */
+    trace = getenv("MISUSE_TRACE") != NULL;
+    signal(SIGPIPE, SIG_IGN);
+    f->elem = malloc(sizeof(int));
+    f->fd_null = open("/dev/null", O_WRONLY);
+    f->fd_ro = open("/dev/null", O_RDONLY);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    close(p[0]);
+    f->fd_broken = p[1];
+    cr_assert(f->fd_null >= 0 && f->fd_ro >= 0);
+}
+
+static void files_close(struct fx *f)
+{
+    close(f->fd_null);
+    close(f->fd_ro);
+    close(f->fd_broken);
+    free(f->elem);
+}
+
+static weft_config config(unsigned workers)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = workers;
+    cfg.stack_size = STACK;
+    return cfg;
+}
+
+Test(misuse, before_the_first_start, .timeout = 60)
+{
+    files_open(&fx);
+    fx_no_runtime(&fx, false);
+    run_probes(&fx);
+    files_close(&fx);
+    assert_no_failures();
+}
+
+/* From a process: the matrix, then (no runtime) every handle of the stopped
+ * runtime, then a second runtime whose stale lists hold the first's handles. */
+static intptr_t proc_main(void *arg)
+{
+    fx_start(&fx, IN_PROC, arg);
+    run_probes(&fx);
+    fx_end(&fx);
+    return 0;
+}
+
+static void in_process(unsigned workers)
+{
+    files_open(&fx);
+    weft_config cfg = config(workers);
+    intptr_t r = -1;
+    ASSERT_OK(weft_run(proc_main, NULL, &cfg, &r));
+    cr_assert_eq(r, 0);
+    fx_no_runtime(&fx, true);
+    run_probes(&fx);
+    prev_fx = fx;
+    cfg = config(3 - workers);
+    ASSERT_OK(weft_run(proc_main, &prev_fx, &cfg, &r));
+    files_close(&fx);
+    assert_no_failures();
+}
+
+Test(misuse, from_a_process_1_worker, .timeout = 120)
+{
+    in_process(1);
+}
+
+Test(misuse, from_a_process_2_workers, .timeout = 120)
+{
+    in_process(2);
+}
+
+/* Shutting down: a process that ignores the cancellation keeps the runtime
+ * in weft_stop's shutting-down state; it runs the matrix as a process of
+ * that runtime, then waits to be let go. */
+static atomic_int holdout_probed, holdout_release;
+
+static intptr_t holdout(void *arg)
+{
+    struct fx *f = arg;
+    while (weft_yield() != -ECANCELED)
+        usleep(100);
+    struct fx mine = *f; /* the outside thread's probes use f meanwhile */
+    mine.ctx = STOP_PROC;
+    run_probes(&mine);
+    atomic_store(&holdout_probed, 1);
+    while (!atomic_load(&holdout_release)) {
+        weft_yield();
+        usleep(100);
+    }
+    return 0;
+}
+
+/* From an outside thread: the matrix while the runtime runs, then as it
+ * shuts down (from a process and from the thread), then with no runtime,
+ * then in a second runtime with the first one's handles as stale. */
+static void from_thread(unsigned workers)
+{
+    files_open(&fx);
+    weft_config cfg = config(workers);
+    ASSERT_OK(weft_start(&cfg));
+    fx_start(&fx, IN_THREAD, NULL);
+    run_probes(&fx);
+
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = 1;
+    o.stack_size = STACK;
+    ASSERT_OK(weft_spawn(NULL, holdout, &fx, &o));
+    int rc;
+    int64_t limit = weft_now() + 30000 * MS;
+    do
+        rc = weft_stop(weft_now() + 10 * MS);
+    while (rc == -ETIMEDOUT && !atomic_load(&holdout_probed) && weft_now() < limit);
+    ASSERT_RC(rc, -ETIMEDOUT);
+    cr_assert(atomic_load(&holdout_probed), "the holdout process never ran its probes");
+    fx.ctx = STOP_THREAD;
+    run_probes(&fx);
+    atomic_store(&holdout_release, 1);
+    ASSERT_OK(weft_stop(WEFT_FOREVER));
+
+    fx_no_runtime(&fx, true);
+    run_probes(&fx);
+
+    prev_fx = fx;
+    cfg = config(3 - workers);
+    ASSERT_OK(weft_start(&cfg));
+    fx_start(&fx, IN_THREAD, &prev_fx);
+    run_probes(&fx);
+    fx_end(&fx);
+    ASSERT_OK(weft_stop(WEFT_FOREVER));
+    files_close(&fx);
+    assert_no_failures();
+}
+
+Test(misuse, from_an_outside_thread_1_worker, .timeout = 120)
+{
+    from_thread(1);
+}
+
+Test(misuse, from_an_outside_thread_2_workers, .timeout = 120)
+{
+    from_thread(2);
+}
+
+/* ---- contexts that the table cannot express -------------------------------------------- */
+
+/* A thread created by a process is outside the runtime, whatever created it. */
+static atomic_int inner_rc[6];
+
+static void *inner_thread(void *arg)
+{
+    atomic_store(&inner_rc[0], weft_exit(3));
+    atomic_store(&inner_rc[1], weft_worker_id());
+    atomic_store(&inner_rc[2], weft_self() == 0 ? 0 : 1);
+    atomic_store(&inner_rc[3], weft_yield());
+    atomic_store(&inner_rc[4], weft_start(NULL));
+    atomic_store(&inner_rc[5], weft_join(*(weft_pid *)arg, NULL, WEFT_FOREVER)); /* blocks the thread */
+    return NULL;
+}
+
+static intptr_t exits_with_42(void *arg)
+{
+    weft_exit(42);
+    return 7; /* never reached */
+}
+
+/* A process that tried to join itself can still be joined by another. */
+static intptr_t joins_itself(void *arg)
+{
+    intptr_t r = -1;
+    CHECK_RC(weft_join(weft_self(), &r, WEFT_FOREVER), -EDEADLK);
+    CHECK_RC(weft_join(weft_self(), &r, 0), -EDEADLK);
+    CHECK(r == -1, "a refused join wrote the result");
+    return 5;
+}
+
+static intptr_t contexts_main(void *arg)
+{
+    weft_pid child = spawn_proc(exits_with_42, NULL);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, inner_thread, &child) == 0, "pthread_create");
+    pthread_join(t, NULL); /* blocks this worker: the child runs on the other */
+    int expect[] = {-EPERM, -EPERM, 0, 0, -EBUSY, 0};
+    for (int i = 0; i < 6; i++)
+        CHECK(atomic_load(&inner_rc[i]) == expect[i], "call %d from a thread made by a process: %d", i,
+              atomic_load(&inner_rc[i]));
+    weft_pid pid = spawn_proc(joins_itself, NULL);
+    intptr_t r = -1;
+    CHECK_RC(weft_join(pid, &r, WEFT_FOREVER), 0);
+    CHECK(r == 5, "the process that joined itself returned %ld", (long)r);
+    pid = spawn_proc(exits_with_42, NULL);
+    CHECK_RC(weft_join(pid, &r, WEFT_FOREVER), 0);
+    CHECK(r == 42, "weft_exit(42) gave %ld", (long)r);
+    return 0;
+}
+
+Test(misuse, threads_made_by_processes_and_exit_and_self_join, .timeout = 60)
+{
+    unsetenv("WEFT_STRICT");
+    run_at_workers(2, contexts_main, NULL);
+}
+
+/* weft_stop from an outside thread while weft_run owns the runtime. weft.h
+ * gives weft_stop no code for it ("stops the runtime started by
+ * weft_start"); whether it refuses or stops the runtime, weft_run must then
+ * return one of its own documented codes, and with 0, main's result. */
+static atomic_int run_main_started, foreign_stop_rc;
+
+static intptr_t sleepy_main(void *arg)
+{
+    atomic_store(&run_main_started, 1);
+    return 1000 + weft_sleep(weft_now() + 2000 * MS); /* 1000, or 1000 - ECANCELED */
+}
+
+static void *foreign_stopper(void *arg)
+{
+    while (!atomic_load(&run_main_started))
+        usleep(100);
+    atomic_store(&foreign_stop_rc, weft_stop(weft_now() + 5000 * MS));
+    return NULL;
+}
+
+Test(misuse, stop_from_a_thread_while_weft_run_owns_the_runtime, .timeout = 60)
+{
+    unsetenv("WEFT_STRICT");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, foreign_stopper, NULL), 0);
+    weft_config cfg = config(2);
+    intptr_t r = -1;
+    int rc = weft_run(sleepy_main, NULL, &cfg, &r);
+    pthread_join(t, NULL);
+    int stop_rc = atomic_load(&foreign_stop_rc);
+    cr_assert(rc == 0 || rc == -EDEADLK || rc == -EINVAL || rc == -E2BIG || rc == -EBUSY ||
+                  rc == -ENOMEM || rc == -EAGAIN,
+              "weft_run returned %d (%s), not one of its documented codes (the outside weft_stop "
+              "returned %d (%s); main's result %ld)",
+              rc, weft_strerror(rc), stop_rc, weft_strerror(stop_rc), (long)r);
+    cr_assert(rc != 0 || r == 1000 || r == 1000 - ECANCELED, "weft_run gave main's result as %ld",
+              (long)r);
+    ASSERT_RC(weft_workers(), -ESHUTDOWN);
+}
+
+/* weft.h gives weft_chan_retain no limit and no error but -EBADF and
+ * -ESHUTDOWN: a program that takes many references gets 0 or, past a limit,
+ * an error code, never an abort; the channel then still works and is
+ * destroyed by as many releases as retains succeeded. */
+static intptr_t retain_many_main(void *arg)
+{
+    weft_chan ch = make_chan(sizeof(int), 1);
+    long ok = 0;
+    int rc = 0;
+    for (long i = 0; i < (1L << 24) + 16; i++) {
+        if ((rc = weft_chan_retain(ch)) != 0)
+            break;
+        ok++;
+    }
+    CHECK(ok > 0, "the first retain returned %d", rc);
+    int v = 9;
+    CHECK_RC(weft_chan_send(ch, &v, sizeof v, 0), 0);
+    CHECK_RC(weft_chan_recv(ch, &v, sizeof v, 0), 0);
+    for (long i = 0; i < ok; i++)
+        if ((rc = weft_chan_release(ch)) != 0) {
+            CHECK_RC(rc, 0);
+            break;
+        }
+    CHECK_RC(weft_chan_release(ch), 0);
+    CHECK_RC(weft_chan_len(ch), -EBADF);
+    return 0;
+}
+
+Test(misuse, chan_retain_past_the_reference_count_limit, .timeout = 120)
+{
+    unsetenv("WEFT_STRICT");
+    run_at_workers(1, retain_many_main, NULL);
+}
+
+/* ---- WEFT_STRICT=1 ------------------------------------------------------------------------ */
+
+/* Each probe again, in a child with WEFT_STRICT=1: a [misuse] code aborts
+ * with "weft: misuse: ... (<strerror>)" on stderr, any other code is
+ * returned. One child per probe and handle (the first and the last of its
+ * list), variant 0, from a process when the probe runs there, else with no
+ * runtime. */
+static const struct probe *strict_row;
+static int strict_handle; /* 0: the first of the list, 1: the last */
+
+static int strict_call(struct fx *f)
+{
+    const struct hlist *hs = handles_for(f, strict_row);
+    uint64_t h = hs->h[strict_handle ? hs->n - 1 : 0];
+    return strict_row->call(f, h, 0);
+}
+
+static intptr_t strict_main(void *arg)
+{
+    fx_start(&fx, IN_PROC, NULL);
+    int rc = strict_call(&fx);
+    _exit(rc == strict_row->expect ? 0 : 100);
+}
+
+static void strict_child(void)
+{
+    setenv("WEFT_STRICT", "1", 1);
+    signal(SIGPIPE, SIG_IGN);
+    fx.elem = malloc(sizeof(int));
+    fx.fd_null = open("/dev/null", O_WRONLY);
+    fx.fd_ro = open("/dev/null", O_RDONLY);
+    fx.fd_broken = -1;
+    if (strict_row->where & IN_PROC) {
+        weft_config cfg = config(1);
+        weft_run(strict_main, NULL, &cfg, NULL);
+        _exit(101);
+    }
+    fx_no_runtime(&fx, false);
+    int rc = strict_call(&fx);
+    _exit(rc == strict_row->expect ? 0 : 100);
+}
+
+Test(misuse, strict_mode_aborts_on_exactly_the_misuse_codes, .timeout = 300)
+{
+    int children = 0;
+    for (int i = 0; i < NPROBES; i++) {
+        strict_row = &probes[i];
+        if (!(strict_row->where & (IN_PROC | NO_RT)))
+            continue;
+        for (strict_handle = 0; strict_handle < (strict_row->hk == H_NONE ? 1 : 2); strict_handle++) {
+            int fds[2];
+            cr_assert_eq(pipe(fds), 0);
+            fflush(NULL);
+            pid_t pid = fork();
+            cr_assert_neq(pid, -1, "fork failed");
+            if (pid == 0) {
+                close(fds[0]);
+                dup2(fds[1], STDERR_FILENO);
+                close(fds[1]);
+                strict_child();
+            }
+            close(fds[1]);
+            static char err[16384];
+            size_t len = 0;
+            ssize_t n;
+            while ((n = read(fds[0], err + len, sizeof err - 1 - len)) > 0)
+                len += (size_t)n;
+            err[len] = '\0';
+            close(fds[0]);
+            int status = 0;
+            cr_assert_eq(waitpid(pid, &status, 0), pid);
+            children++;
+            const char *where = strict_row->where & IN_PROC ? "from a process" : "with no runtime";
+            bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+            if (strict_row->misuse) {
+                if (!aborted || !strstr(err, "weft: misuse: ") ||
+                    !strstr(err, weft_strerror(strict_row->expect)))
+                    fail("WEFT_STRICT=1: %s [%s] %s, handle %d: expected an abort with \"weft: misuse: "
+                         "... (%s)\"; status %#x, stderr: %.300s",
+                         strict_row->fn, strict_row->id, where, strict_handle,
+                         weft_strerror(strict_row->expect), status, err);
+            } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strstr(err, "misuse")) {
+                fail("WEFT_STRICT=1: %s [%s] %s, handle %d: expected %d (%s) returned; status %#x "
+                     "(exit %d, signal %d), stderr: %.300s",
+                     strict_row->fn, strict_row->id, where, strict_handle, strict_row->expect,
+                     weft_strerror(strict_row->expect), status,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                     WIFSIGNALED(status) ? WTERMSIG(status) : 0, err);
+            }
+        }
+    }
+    cr_assert_gt(children, 50);
+    if (getenv("MISUSE_VERBOSE"))
+        fprintf(stderr, "misuse matrix: %d strict children\n", children);
+    assert_no_failures();
+}
