@@ -63,6 +63,7 @@ void fz_model_init(const struct fz_program *prog)
     memset(&fz_m, 0, sizeof fz_m);
     fz_m.prog = prog;
     fz_m.salt = mix(prog->seed, 0x5eed);
+    fz_m.trace_hash = fz_m.pending_hash = 0xcbf29ce484222325ull;
     for (int i = 0; i < FZ_SLOTS; i++)
         fz_m.slot[i] = FZ_NOCHAN;
     memset(vals, 0, sizeof vals);
@@ -74,14 +75,30 @@ bool fz_frozen(void)
     static int avoid = -1;
     if (avoid < 0)
         avoid = fz_avoid("shutdown-race");
-    return avoid && fz_m.main_started && fz_m.proc[0].state == FZ_P_DONE;
+    return avoid && ((fz_m.main_started && fz_m.proc[0].state == FZ_P_DONE) || fz_m.cancel_seen);
+}
+
+void fz_trace_line(const char *event)
+{
+    if (fz_verbose > 1)
+        fprintf(stderr, "    trace: %s\n", event);
+    if (fz_frozen())
+        return;
+    uint64_t h = fz_m.pending_hash;
+    for (const char *c = event; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    fz_m.pending_hash = (h ^ '\n') * 0x100000001b3ull;
+    fz_m.pending_lines++;
 }
 
 void fz_note(int proc, const char *what, long rc)
 {
-    if (!fz_frozen())
+    if (!fz_frozen()) {
         fz_m.digest = mix(fz_m.digest, ((uint64_t)proc << 40) ^ ((uint64_t)(uint8_t)what[0] << 32) ^
                                        (uint32_t)rc);
+        fz_m.trace_hash = fz_m.pending_hash;
+        fz_m.trace_lines = fz_m.pending_lines;
+    }
     if (fz_verbose)
         fprintf(stderr, "  [p%d op %d] %s -> %ld%s%s\n", proc, fz_m.proc[proc].opi, what, rc,
                 rc < 0 ? " " : "", rc < 0 ? weft_strerror((int)rc) : "");

@@ -102,6 +102,10 @@ struct fz_model {
     bool main_detached;  /* main detached itself: weft_run has no result to give */
     bool cancel_seen;    /* a call was canceled before main returned */
     uint64_t digest;     /* every result in order: a deterministic run's fingerprint */
+    /* The schedule's trace lines, hashed: those up to the last result noted
+     * (committed) and all of them (pending). */
+    uint64_t trace_hash, pending_hash;
+    unsigned long trace_lines, pending_lines;
 };
 
 extern struct fz_model fz_m;
@@ -115,10 +119,13 @@ _Noreturn void fz_fail(int proc, const char *fmt, ...) __attribute__((format(pri
     } while (0)
 
 void fz_model_init(const struct fz_program *prog);
-/* FUZZ_AVOID=shutdown-race and main has ended: digests stop here. */
+/* FUZZ_AVOID=shutdown-race, and main has ended or a deadlock was declared:
+ * the digests stop here (trace lines since the last result are dropped). */
 bool fz_frozen(void);
 /* Folds a result into the digest (and prints it when verbose). */
 void fz_note(int proc, const char *what, long rc);
+/* Folds a line of the schedule's trace into the trace's digest. */
+void fz_trace_line(const char *event);
 
 /* ---- calls and cancellation ---- */
 

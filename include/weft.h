@@ -160,7 +160,8 @@ WEFT_API int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, i
  * -EAGAIN (a worker thread, or the dump signal's thread, could not start). */
 WEFT_API int weft_start(const weft_config *cfg);
 
-/* Stops the runtime started by weft_start: from now on spawning fails with
+/* Stops the runtime started by weft_start (one that weft_run owns ends
+ * when its main returns: -EPERM [misuse]): from now on spawning fails with
  * -ECANCELED and the blocking calls of every remaining process fail with
  * -ECANCELED; waits until every process has returned, then ends the workers
  * and frees the runtime, including processes that ended and were never
@@ -331,7 +332,8 @@ WEFT_API int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadl
 WEFT_API int weft_chan_close(weft_chan ch);
 
 /* Takes one more reference on the channel, for a process that will release
- * it on its own. Errors: -EBADF [misuse], -ESHUTDOWN. */
+ * it on its own. Errors: -EBADF [misuse], -EOVERFLOW (16,711,679 references,
+ * the most a channel can have, are held), -ESHUTDOWN. */
 WEFT_API int weft_chan_retain(weft_chan ch);
 
 /* Drops one reference. With the last one the channel is destroyed: its

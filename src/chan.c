@@ -440,9 +440,10 @@ int weft_chan_close(weft_chan ch)
 static int chan_retain(weft_chan ch)
 {
     /* A reference taken through the table, then kept: one more user. */
-    if (!weft__handle_acquire(ch, WEFT__HANDLE_CHAN))
+    int err = weft__handle_acquire_kept(ch, WEFT__HANDLE_CHAN);
+    if (err == -EBADF)
         return weft__misuse(-EBADF, "weft_chan_retain: no channel %#llx", (unsigned long long)ch);
-    return 0;
+    return err;
 }
 
 int weft_chan_retain(weft_chan ch)

@@ -21,6 +21,7 @@ const char *weft_strerror(int err)
     case -EAGAIN: return "resource temporarily unavailable";
     case -EPIPE: return "closed";
     case -EMSGSIZE: return "wrong message size";
+    case -EOVERFLOW: return "too many references";
     default: break;
     }
     return err < 0 ? "unknown error" : "not an error code";

@@ -139,8 +139,11 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
     return 0;
 }
 
-void *weft__handle_acquire(uint64_t handle, int type)
+/* Takes a reference unless the count has reached limit: returns the object,
+ * or NULL with *err = -EBADF (no such live handle) or -EOVERFLOW. */
+static void *acquire_below(uint64_t handle, int type, uint64_t limit, int *err)
 {
+    *err = -EBADF;
     struct slot *s = slot_at((uint32_t)handle);
     if (!s || (uint32_t)handle == 0)
         return NULL;
@@ -149,11 +152,26 @@ void *weft__handle_acquire(uint64_t handle, int type)
         if (st >> 32 != handle >> 32 || (st & REFS_MASK) == 0 ||
             (int)((st >> TYPE_SHIFT) & 0xFF) != type)
             return NULL;
-        weft__assert((st & REFS_MASK) != REFS_MASK);
+        if ((st & REFS_MASK) >= limit) {
+            *err = -EOVERFLOW;
+            return NULL;
+        }
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + 1, memory_order_acquire,
                                                   memory_order_acquire))
             return atomic_load_explicit(&s->obj, memory_order_relaxed);
     }
+}
+
+void *weft__handle_acquire(uint64_t handle, int type)
+{
+    int err;
+    return acquire_below(handle, type, REFS_MASK, &err);
+}
+
+int weft__handle_acquire_kept(uint64_t handle, int type)
+{
+    int err;
+    return acquire_below(handle, type, WEFT__HANDLE_KEPT_MAX, &err) ? 0 : err;
 }
 
 void weft__handle_retain(uint64_t handle)

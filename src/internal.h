@@ -141,6 +141,12 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
 /* Takes a reference: returns the object, or NULL if the handle is stale,
  * forged, of another type or has no references left. */
 void *weft__handle_acquire(uint64_t handle, int type);
+/* Takes a reference that its holder keeps (weft_chan_retain): 0, -EBADF as
+ * weft__handle_acquire, or -EOVERFLOW once WEFT__HANDLE_KEPT_MAX are held,
+ * which leaves room below the count's limit for the references that calls
+ * in progress take and give back. */
+int weft__handle_acquire_kept(uint64_t handle, int type);
+#define WEFT__HANDLE_KEPT_MAX (0xFFFFFFu - 65536)
 /* The table's slots, exposed for the inline lookup below. */
 enum {
     WEFT__HANDLE_CHUNK_BITS = 12,

@@ -17,6 +17,9 @@
 #include "chan.h"
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set (under lifecycle_lock) while weft_run owns the runtime: only weft_run
+ * stops it then. */
+static bool run_owned;
 
 enum { CANCEL_EVERY = 10 * 1000 * 1000 }; /* ns between cancellation passes of weft_stop */
 
@@ -96,7 +99,14 @@ static unsigned cpus_available(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+static int start(const weft_config *cfg, bool by_run);
+
 int weft_start(const weft_config *cfg)
+{
+    return start(cfg, false);
+}
+
+static int start(const weft_config *cfg, bool by_run)
 {
     weft_config defaults;
     if (!cfg) {
@@ -148,8 +158,10 @@ int weft_start(const weft_config *cfg)
         err = weft__debug_start(cfg->dump_signal);
     if (!err && (err = weft__sched_start(n)) != 0)
         weft__debug_stop();
-    if (!err)
+    if (!err) {
+        run_owned = by_run;
         atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
+    }
     if (err) {
         if (atomic_load(&weft__det_on))
             weft__det_stop();
@@ -162,11 +174,13 @@ int weft_start(const weft_config *cfg)
     return err;
 }
 
-int weft_stop(int64_t deadline)
+static int stop(int64_t deadline, bool by_run)
 {
-    if (weft__worker_current())
-        return weft__misuse(-EPERM, "weft_stop: called from a process; return from it instead");
     pthread_mutex_lock(&lifecycle_lock);
+    if (run_owned && !by_run) {
+        pthread_mutex_unlock(&lifecycle_lock);
+        return weft__misuse(-EPERM, "weft_stop: the runtime belongs to weft_run; return from its main");
+    }
     int expected = WEFT__RT_RUNNING;
     if (!atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STOPPING) &&
         expected != WEFT__RT_STOPPING) {
@@ -219,9 +233,17 @@ int weft_stop(int64_t deadline)
     weft__overflow_uninstall();
     weft__handle_table_term();
     weft__stack_pool_term();
+    run_owned = false;
     atomic_store(&weft__rt.state, WEFT__RT_STOPPED);
     pthread_mutex_unlock(&lifecycle_lock);
     return 0;
+}
+
+int weft_stop(int64_t deadline)
+{
+    if (weft__worker_current())
+        return weft__misuse(-EPERM, "weft_stop: called from a process; return from it instead");
+    return stop(deadline, false);
 }
 
 /* weft_run's thread waits on run_state, outside every weft call, so that
@@ -276,7 +298,7 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
         weft_config_init(&defaults);
         cfg = &defaults;
     }
-    int err = weft_start(cfg);
+    int err = start(cfg, true);
     if (err)
         return err;
     atomic_store(&weft__rt.run_state, RUN_MAIN_RUNNING);
@@ -296,7 +318,7 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
     if (err == -EDEADLK && atomic_load(&weft__det_on))
         weft__det_print_seed();
     atomic_store(&weft__rt.detect_deadlock, false);
-    int stop_err = weft_stop(WEFT_FOREVER);
+    int stop_err = stop(WEFT_FOREVER, true);
     if (!err && result)
         *result = r;
     return err ? err : stop_err;
