@@ -55,6 +55,8 @@ enum {
 /* A stalled runtime that an outside thread may still wake is looked at
  * again this often (ns), for the deadlock detector. */
 #define STALL_RECHECK ((int64_t)10 * 1000 * 1000)
+/* A parked worker looks again this often (ns) while another is busy. */
+#define BUSY_RECHECK ((int64_t)2 * 1000 * 1000)
 
 struct weft__runtime weft__rt = {
     .default_stack = WEFT_STACK_DEFAULT,
@@ -597,7 +599,9 @@ static int64_t earliest_timer(void)
     return deadline;
 }
 
-static void park(struct weft__worker *w)
+/* Parks w until woken, its timers' next deadline, or, while another worker
+ * is busy, BUSY_RECHECK: returns true when that last one ended the park. */
+static bool park(struct weft__worker *w)
 {
     int64_t deadline = earliest_timer();
     pthread_mutex_lock(&weft__rt.idle_lock);
@@ -610,12 +614,22 @@ static void park(struct weft__worker *w)
     atomic_thread_fence(memory_order_seq_cst);
 
     /* Look again after the fence: work or a timer added meanwhile by a thread
-     * that did not see us parked yet. */
-    deadline = earliest_timer();
+     * that did not see us parked yet. The earlier deadline stands too: it
+     * is the one next_wake shows to weft__sched_timer_armed. */
+    int64_t again = earliest_timer();
+    deadline = again < deadline ? again : deadline;
+    bool recheck = false;
     if (!work_visible(w)) {
-        if (deadline == INT64_MAX && weft__rt.stall_hook &&
-            atomic_load(&weft__rt.nidle) == weft__rt.nworkers && weft__rt.stall_hook())
+        bool all_idle = atomic_load(&weft__rt.nidle) == weft__rt.nworkers;
+        if (deadline == INT64_MAX && weft__rt.stall_hook && all_idle && weft__rt.stall_hook())
             deadline = weft_now() + STALL_RECHECK;
+        /* Work a busy worker holds may never wake us: its run-next process
+         * (stealable only at a second look) or a push whose waker read nidle
+         * before our increment reached it (no fence on that side). */
+        if (!all_idle && weft_now() + BUSY_RECHECK < deadline) {
+            deadline = weft_now() + BUSY_RECHECK;
+            recheck = true;
+        }
         while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
             weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
             if (deadline != INT64_MAX && weft_now() >= deadline)
@@ -631,8 +645,10 @@ static void park(struct weft__worker *w)
         atomic_fetch_add(&weft__rt.nspinning, 1);
     }
     pthread_mutex_unlock(&weft__rt.idle_lock);
+    bool rechecking = recheck && atomic_load_explicit(&w->park_futex, memory_order_relaxed) == 0;
     atomic_store_explicit(&w->park_futex, 0, memory_order_relaxed);
     w->spinning = true;
+    return rechecking;
 }
 
 /* The scheduler loop's search: returns a process to run, or NULL when the
@@ -661,8 +677,8 @@ static struct weft__proc *find_work(struct weft__worker *w)
                 weft__cpu_relax();
             continue;
         }
-        park(w);
-        spins = 0;
+        /* Back from a recheck with nothing found: park again at once. */
+        spins = park(w) ? SPIN_ROUNDS : 0;
     }
     stop_spinning(w);
     /* The last searcher found work: more may be waiting, wake a helper. */

@@ -10,6 +10,8 @@
  * processes of a deterministic run share one OS thread), cleared before each
  * run; the run's seed chooses the scenario's sizes, so a replay rebuilds the
  * same scenario. A failure prints the seed and the command that replays it. */
+#include <stdbool.h>
+
 #include "explore.h"
 #include "test.h"
 

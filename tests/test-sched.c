@@ -620,3 +620,45 @@ Test(sched, message_pair_does_not_starve_run_queue, .timeout = 20)
 {
     ASSERT_CMP(test_run(1, pair_main, NULL), ==, 1);
 }
+
+/* A parent that spawned a child waits in its worker's run-next slot while
+ * the child computes until the parent has run: the idle worker must take
+ * the parent, even when it parked just before the parent got there (it
+ * looks again while another worker is busy). Repeated, to meet the window. */
+static atomic_int parent_ran;
+
+static intptr_t compute_until_parent_runs(void *arg)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&parent_ran)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 5)
+            return -1; /* the parent starved */
+    }
+    return 0;
+}
+
+static intptr_t starving_parent_main(void *arg)
+{
+    for (int i = 0; i < 300; i++) {
+        atomic_store(&parent_ran, 0);
+        weft_pid pid;
+        if (weft_spawn(&pid, compute_until_parent_runs, NULL, NULL) != 0)
+            return -1000;
+        atomic_store(&parent_ran, 1);
+        intptr_t r = -2;
+        if (weft_join(pid, &r, WEFT_FOREVER) != 0 || r != 0)
+            return i + 1; /* the round whose parent starved */
+        /* Let the other worker go idle and park again. */
+        weft_sleep(weft_now() + 100 * US);
+    }
+    return 0;
+}
+
+Test(sched, parent_in_run_next_is_taken_by_an_idle_worker, .timeout = 60)
+{
+    intptr_t r = test_run(2, starving_parent_main, NULL);
+    cr_assert_eq(r, 0, "round %ld: the parent did not run for 5 s while its child computed",
+                 (long)r);
+}

@@ -5,8 +5,9 @@
  * in its sender's order where a channel has one receiver, nothing lost to a
  * close and nothing delivered whose send failed, every process joined with
  * its result, weft_stop returning 0. Under the sanitizers (WEFT_SANITIZE)
- * the sizes shrink (see big and msgs), never the worker counts. No timing checks: a hang is
- * caught by each run's watchdog, which dumps the processes. */
+ * the sizes shrink (see big and msgs), never the worker counts. No timing
+ * checks: a hang is caught by each run's watchdog, which dumps the
+ * processes. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -5,9 +5,9 @@
  *               [--watchdog SECONDS] [--quiet]
  * Round r runs scenario r mod 6 (or --kind's), at 1, 2, 4 and 8 workers in
  * turn (or W), on 10 to 100,000 processes in turn (or N), with seed S + r
- * (sizes shrink under the sanitizers, see SOAK_DIV);
- * each round starts and stops its own runtime and checks its own exact
- * accounting (tools/stress_core.h). A line per round, then the totals:
+ * (sizes shrink under the sanitizers, see SOAK_DIV). Each round starts and
+ * stops its own runtime and checks its own exact accounting
+ * (tools/stress_core.h). A line per round, then the totals:
  * messages, switches (a proxy, see tools/stress_core.c) and their rates, and
  * "lost: 0, duplicated: 0" or the failures, each failed round with the
  * command that replays it. Exit status 0 only when nothing failed. */
@@ -36,18 +36,21 @@ struct options {
  * times slower, TSan 10 to 30 times), and under TSan fewer processes: it
  * keeps a trace of several hundred KiB per fiber (per process), and 100,000
  * live processes exhaust its mappings. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define __SANITIZE_THREAD__ 1
-#endif
-#if __has_feature(address_sanitizer)
-#define __SANITIZE_ADDRESS__ 1
-#endif
-#endif
 #if defined(__SANITIZE_THREAD__)
+#define SOAK_TSAN 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define SOAK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SOAK_TSAN 1
+#elif __has_feature(address_sanitizer)
+#define SOAK_ASAN 1
+#endif
+#endif
+#if defined(SOAK_TSAN)
 #define SOAK_BIG 20000
 #define SOAK_DIV 20
-#elif defined(__SANITIZE_ADDRESS__)
+#elif defined(SOAK_ASAN)
 #define SOAK_BIG 100000
 #define SOAK_DIV 3
 #else
