@@ -115,6 +115,7 @@
 #define FOREVER 1      /* computes forever once started */
 #define SPAWNER 2      /* makes CHILD runnable on its worker, then ends */
 #define RUNNOW 3       /* SPAWN: runs CHILD at once; its rest (2) waits in run-next */
+#define WAKER 4        /* SB: makes CHILD runnable on its worker, then computes forever */
 
 byte kind[NP + 1];
 
@@ -140,6 +141,28 @@ byte ran[NP + 1];      /* ghost: how often each process was started */
 byte runnext[NW];      /* the run-next slot */
 byte tick[NW];         /* counts scheduling decisions, mod 4 here */
 #endif
+#ifdef SB
+byte sb[NW];           /* a run queue push still in its worker's store buffer */
+#endif
+
+/* Nothing waits in a queue or slot that a search looks at: a worker's
+ * bounded park running out then is idle time, not a process starved (see
+ * "Progress" at the top). */
+#if NW > 2
+#define RQ_EMPTY (rq_n[0] == 0 && rq_n[1] == 0 && rq_n[2] == 0)
+#else
+#define RQ_EMPTY (rq_n[0] == 0 && rq_n[1] == 0)
+#endif
+#ifdef SPAWN
+#if NW > 2
+#define RN_EMPTY (runnext[0] == 0 && runnext[1] == 0 && runnext[2] == 0)
+#else
+#define RN_EMPTY (runnext[0] == 0 && runnext[1] == 0)
+#endif
+#else
+#define RN_EMPTY true
+#endif
+#define NOTHING_QUEUED (gq_n == 0 && RQ_EMPTY && RN_EMPTY)
 
 #define RQ(w, i) rq[(w) * CAP + (i) % CAP]
 
@@ -254,6 +277,50 @@ inline notify_local(id)
     fi
 }
 
+#ifdef SB
+/* The store buffer (x86-TSO): the waker's push reaches memory at any point
+ * after it is made, in one step; before its next locked instruction. */
+inline sb_drain(me)
+{
+    atomic {
+        if
+        :: sb[me] != 0 -> rq_push(me, sb[me]); sb[me] = 0
+        :: else -> skip
+        fi
+    }
+}
+
+inline sb_maybe_drain(me)
+{
+    if
+    :: sb_drain(me)
+    :: skip
+    fi
+}
+
+/* notify_local right after a push, with no fence: its two loads may run
+ * before the push is visible to other threads. */
+inline notify_local_sb(me)
+{
+#ifdef SB_FENCED
+    sb_drain(me); /* a seq_cst fence before the loads */
+#else
+    sb_maybe_drain(me);
+#endif
+    if
+    :: nidle != 0 ->
+        sb_maybe_drain(me);
+        if
+        :: nspinning == 0 ->
+            sb_drain(me); /* idle_lock's locked instruction drains it */
+            unpark_one(me)
+        :: else -> skip
+        fi
+    :: else -> skip
+    fi
+}
+#endif
+
 #ifdef SPAWN
 /* pick_local's run-next part: the owner counts a decision, then takes the
  * slot by exchange if it looked full. */
@@ -309,7 +376,7 @@ proctype pusher()
     byte k = 1, i, n, v;
 
     do
-#ifdef SPAWN
+#if defined(SPAWN) || defined(SB)
     :: k <= 1 ->
 #else
     :: k <= 2 ->
@@ -334,13 +401,18 @@ proctype pusher()
 proctype worker(byte me)
 {
     bool spinning, vis;
+    bit recheck;           /* park's recheck: its wait may time out */
     byte p, v, i, n, c, spins;
 #ifdef SPAWN
     byte watch, watch_tick; /* steal_watch, steal_watch_tick */
 #endif
 
     if
-    :: me >= NW - START_PARKED -> goto sleep /* parked before the pushes */
+    :: me >= NW - START_PARKED -> /* parked before the pushes */
+#ifndef BUG_NO_BUSY_RECHECK
+        recheck = START_PARKED < NW; /* the others were not idle */
+#endif
+        goto sleep
     :: else -> skip
     fi;
 top:
@@ -458,7 +530,7 @@ search:
     :: else -> skip
     fi;
 
-    /* park */
+park:
     atomic {
         idle_lock == 0 -> idle_lock = me + 1;
         if /* stop_spinning */
@@ -481,20 +553,28 @@ search:
     :: !vis && n < NW -> vis = rq_n[n] != 0; n++
     :: else -> break
     od;
-#ifdef FIX_RUNNEXT_VISIBLE
     n = 0;
-    do
-    :: !vis && n < NW -> vis = n != me && runnext[n] != 0; n++
-    :: else -> break
-    od;
 #endif
-    n = 0;
+#ifndef BUG_NO_BUSY_RECHECK
+    if /* all_idle: nidle == nworkers, itself counted */
+    :: !vis -> recheck = nidle != NW
+    :: else -> skip
+    fi;
 #endif
 sleep:
     if
     :: !vis ->
 end_park:
-        park_futex[me] != 0
+        if
+        :: park_futex[me] != 0 /* woken */
+        :: recheck ->          /* BUSY_RECHECK ran out */
+            if
+            :: NOTHING_QUEUED ->
+progress_idle:
+                skip
+            :: else -> skip
+            fi
+        fi
     :: else -> skip
     fi;
     vis = false;
@@ -517,9 +597,21 @@ end_park:
         }
     :: else -> skip
     fi;
-    park_futex[me] = 0;
+    atomic { /* rechecking: its timeout ended the park, nobody woke it */
+        if
+        :: recheck && park_futex[me] == 0 -> spins = SPINS /* one search */
+        :: else -> spins = 0
+        fi;
+        recheck = false;
+        park_futex[me] = 0
+    };
     spinning = true;
-    spins = 0;
+#ifdef BUG_RECHECK_NO_SEARCH
+    if
+    :: spins == SPINS -> goto park
+    :: else -> skip
+    fi;
+#endif
     goto search;
 
 found:
@@ -558,6 +650,14 @@ end_forever:
     :: kind[p] == SPAWNER ->
         rq_push(me, CHILD); /* local_push */
         notify_local(me)    /* no fence: see the note at the top */
+#ifdef SB
+    :: kind[p] == WAKER ->
+        sb[me] = CHILD;     /* local_push: the tail store, buffered */
+        notify_local_sb(me);
+        sb_drain(me);       /* reaches memory at the latest now */
+end_waker:
+        false               /* then computes forever */
+#endif
 #ifdef SPAWN
     :: kind[p] == RUNNOW ->
         /* weft__sched_run_now: switch to CHILD; finish_switch
@@ -577,7 +677,11 @@ end_forever:
  * system that stops with this still waiting has lost a wake-up. */
 proctype monitor()
 {
+#ifdef SB
+    ran[1] != 0 && ran[CHILD] != 0
+#else
     ran[1] != 0 && ran[2] != 0 && ran[CHILD] != 0
+#endif
 }
 
 init
@@ -588,6 +692,9 @@ init
         kind[1] = RUNNOW;
         kind[2] = NORMAL;
         kind[CHILD] = FOREVER;
+#elif defined(SB)
+        kind[1] = WAKER;
+        kind[CHILD] = NORMAL;
 #else
         if /* which of the two outside pushes is the one that computes forever */
         :: kind[1] = FOREVER; kind[2] = SPAWNER

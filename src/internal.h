@@ -624,7 +624,12 @@ void weft__debug_stop(void);
 /* overflow.c */
 int weft__overflow_install(void);
 void weft__overflow_uninstall(void);
-int weft__overflow_thread_init(struct weft__worker *w);
+/* A worker thread's signal stack: mapped before the thread starts (so that
+ * a failure is weft_start's -ENOMEM), installed and removed by the thread
+ * itself, unmapped after it ended. */
+int weft__overflow_stack_alloc(struct weft__worker *w);
+void weft__overflow_stack_free(struct weft__worker *w);
+void weft__overflow_thread_init(struct weft__worker *w);
 void weft__overflow_thread_term(struct weft__worker *w);
 
 #endif

@@ -125,27 +125,34 @@ void weft__overflow_uninstall(void)
 /* Gives the calling worker thread its alternate signal stack. Returns 0, or
  * -ENOMEM with nothing held: the thread can run without one, but then an
  * overflow on it kills the program with a plain SIGSEGV, unreported. */
-int weft__overflow_thread_init(struct weft__worker *w)
+int weft__overflow_stack_alloc(struct weft__worker *w)
 {
     void *mem = weft__fault_mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return -ENOMEM;
-    stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
-    if (sigaltstack(&ss, NULL) != 0) {
-        weft__fault_munmap(mem, ALTSTACK_SIZE);
-        return -ENOMEM;
-    }
     w->altstack = mem;
     return 0;
 }
 
+void weft__overflow_stack_free(struct weft__worker *w)
+{
+    if (w->altstack)
+        weft__fault_munmap(w->altstack, ALTSTACK_SIZE);
+    w->altstack = NULL;
+}
+
+void weft__overflow_thread_init(struct weft__worker *w)
+{
+    stack_t ss = {.ss_sp = w->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    /* Fails only for a stack too small or in use, neither of which this is. */
+    if (w->altstack)
+        sigaltstack(&ss, NULL);
+}
+
 void weft__overflow_thread_term(struct weft__worker *w)
 {
-    if (!w->altstack)
-        return;
     stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
-    sigaltstack(&ss, NULL);
-    weft__fault_munmap(w->altstack, ALTSTACK_SIZE);
-    w->altstack = NULL;
+    if (w->altstack)
+        sigaltstack(&ss, NULL);
 }

@@ -889,6 +889,7 @@ void weft__det_preempt_point(void)
 
 static void worker_term(struct weft__worker *w)
 {
+    weft__overflow_stack_free(w);
     weft__proc_cache_flush(w);
     weft__stack_cache_flush(&w->stacks);
     weft__handle_cache_flush(&w->handles);
@@ -944,6 +945,12 @@ int weft__sched_start(unsigned nworkers)
     /* Deterministic mode: one thread runs every logical worker. */
     unsigned threads = weft__det_on ? 1 : nworkers;
     void *(*thread_main)(void *) = weft__det_on ? det_main : worker_main;
+    for (unsigned i = 0; i < threads; i++) {
+        if (weft__overflow_stack_alloc(&rt->workers[i]) != 0) {
+            stop_workers(0);
+            return -ENOMEM;
+        }
+    }
     unsigned started = 0;
     while (started < threads &&
            weft__fault_pthread_create(&rt->workers[started].thread, NULL, thread_main,
