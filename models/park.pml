@@ -1,100 +1,211 @@
 /* park.pml: workers parking and waking (src/sched.c), with the global
  * injection queue fed from outside the runtime.
  *
- * Checks: no lost wake-up. An outside thread makes two processes runnable
- * through the global queue (weft__sched_ready_from with no worker). One of
- * them computes forever once started (it holds its worker for good, which
- * DESIGN.md 3.7 allows); the other spawns a child into its worker's own run
- * queue and ends. Every process must get run: the monitor process waits for
- * that and has no end label, so a final state where all workers sleep (or
- * compute forever) with a process still queued is an invalid end state. Every
- * order of the two pushes and every interleaving with NW workers (2 by
- * default) is searched. With -DNW=3, -DSTART_PARKED=3 starts the three
- * workers parked (as an idle runtime is when the pushes come; they race
- * the pushes from their first wake-up on): 3.4 million states, where
- * starting them searching takes 19 million. The non-progress search
- * (pan -l) shows in addition that no cycle of waking, searching and
- * parking runs forever without running a process.
+ * Checks: no lost wake-up and no starved process. An outside thread makes
+ * two processes runnable through the global queue (weft__sched_ready_from
+ * with no worker). One of them computes forever once started (it holds its
+ * worker for good, which DESIGN.md 3.7 allows); the other spawns a child
+ * into its worker's own run queue and ends. Every process must get run:
+ * the monitor process waits for that and has no end label. Every order of
+ * the two pushes and every interleaving with NW workers (2 by default) is
+ * searched. With -DNW=3, -DSTART_PARKED=3 starts the three workers parked
+ * (as an idle runtime is when the pushes come; they race the pushes from
+ * their first wake-up on): 4.8 million states, where starting them
+ * searching takes 17.5 million (15 s built at -O1, no CHECK line). Two
+ * more scenarios, SPAWN and SB, below.
+ *
+ * Bounded park. park reads nidle after its re-check (all_idle, itself
+ * counted). If every worker was idle it sleeps until woken, as before. If
+ * not, its futex wait ends after BUSY_RECHECK at the latest; the model has
+ * no clock, so the wait may end by itself at any moment (the "recheck"
+ * branch at end_park), and only if some other worker was not idle when it
+ * read nidle (the code decides once, at that read, and so does the model).
+ * Nobody having woken it, park returns true and find_work makes one more
+ * search (global queue, steal, own queues; spins = SPINS here, SPIN_ROUNDS
+ * in the code) and parks again.
+ *
+ * Two searches. A worker in a bounded park is never in a final state (its
+ * timeout stays enabled), so the two kinds of loss show differently:
+ *  - the safety search (plain CHECK lines): a final state where every worker
+ *    sleeps unbounded or computes forever while a process is still queued
+ *    is an invalid end state (the monitor still waiting). This is a lost
+ *    wake-up of an idle runtime, or the old unbounded park
+ *    (BUG_NO_BUSY_RECHECK).
+ *  - the non-progress search (pan -l, "np" lines): a worker that keeps
+ *    rechecking without ever finding a queued process (BUG_RECHECK_NO_SEARCH),
+ *    and any cycle of waking, searching and parking that runs forever
+ *    without running a process. pan -l does not report invalid end states,
+ *    so SPAWN and SB have a line for each search.
+ *
+ * Progress (the np lines). Starting a process (run_it) is progress. The end
+ * of a bounded park by its timeout is progress only when nothing waits in
+ * the global queue, a run queue or a run-next slot (NOTHING_QUEUED, label
+ * progress_idle):
+ *  - a worker that rechecks every BUSY_RECHECK forever while another
+ *    computes forever and no process is left is what the code means to do:
+ *    it polls at 2 ms, it does not spin. The same for cycles like these,
+ *    which the model allows (the outside thread slow; or one worker stopped
+ *    between two steps while the other keeps timing out; or two workers
+ *    whose timeouts fall each into the other's window between nidle++ and
+ *    the all_idle read, which the clock makes impossible to keep up). A
+ *    cycle through a timeout costs 2 ms of real time per turn, so it is not
+ *    a livelock. With timeouts never progress (-DNOTHING_QUEUED=false) the
+ *    np search reports such a cycle at once: one worker stopped with the
+ *    first process popped but not yet started, the outside thread not at
+ *    its second push yet, the other worker timing out over and over.
+ *  - timeouts over and over while a process waits where the search looks
+ *    is a starved process: exactly what the bounded park is there to
+ *    prevent, and what the np search must be able to see. With timeouts
+ *    always progress (-DNOTHING_QUEUED=true), np -DSPAWN
+ *    -DBUG_RECHECK_NO_SEARCH passes.
+ *  - wake-up cycles without a timeout are never progress (a busy livelock).
+ * A process held by a thread between two of its steps (popped but not yet
+ * started, a push still in a store buffer) does not count as queued: the
+ * search has no fairness, so that thread may never be scheduled again,
+ * which no scheduler can help.
  *
  * Model step / label           C code (src/sched.c; line numbers as of writing,
  *                              the function names are the reference)
  *   pusher                     weft__sched_ready_from with w NULL (the !w
- *                              branch, lines 288-292): global_push
- *                              (101-108), then weft__sched_notify(true)
- *                              (234-239): fence, notify_local (227-232)
+ *                              branch, lines 290-294): global_push
+ *                              (103-110), then weft__sched_notify(true)
+ *                              (236-241): fence (239), notify_local (229-234)
  *   notify_local               notify_local: load nidle, load nspinning,
  *                              unpark_one if idle and nobody spins
- *   unpark_one                 unpark_one (214-223) and unpark_locked
- *                              (191-202): under idle_lock clear parked,
+ *   unpark_one                 unpark_one (216-225) and unpark_locked
+ *                              (193-204): under idle_lock clear parked,
  *                              nidle--, nspinning++, park_futex = 1, wake
- *   worker: top                worker_main -> find_work (640-673):
- *                              pick_local first (642)
- *   worker: search             find_work's loop (649-666): global_pop
- *                              (112-134), steal (542-566), pick_local,
- *                              SPIN_ROUNDS (SPINS here), then park
- *   park                       park (600-636): under idle_lock
+ *   worker: top                worker_main -> find_work (656-689):
+ *                              pick_local first (658)
+ *   worker: search             find_work's loop (665-682): global_pop
+ *                              (114-136), steal (544-568), pick_local,
+ *                              SPIN_ROUNDS (SPINS here, 675), then park (681)
+ *   park                       park (604-652): under idle_lock
  *                              stop_spinning, parked = true, nidle++
- *                              (603-609); fence (610); work_visible
- *                              (568-580) at 615; futex wait while
- *                              park_futex == 0 (619-623); under idle_lock
+ *                              (607-613); fence (614); work_visible
+ *                              (570-582) at 622; all_idle (623) and the
+ *                              BUSY_RECHECK deadline if not all idle
+ *                              (629-632, recheck); futex wait while
+ *                              park_futex == 0 (633-637), ended by the
+ *                              deadline only with recheck; under idle_lock
  *                              count itself spinning if nobody woke it
- *                              (625-633); park_futex = 0; spinning = true
+ *                              (639-647); rechecking = recheck and
+ *                              park_futex still 0 (648); park_futex = 0;
+ *                              spinning = true
+ *   after park                 find_work: spins = park() ? SPIN_ROUNDS : 0
+ *                              (681): one search after a timeout, the full
+ *                              SPIN_ROUNDS after a wake-up
  *   found                      find_work after its loop: stop_spinning
- *                              (667), and the last searcher that found work
- *                              wakes a helper if work is left (669-671)
+ *                              (683), and the last searcher that found work
+ *                              wakes a helper if work is left (684-687)
  *   run_it                     switch_to the process; a spawner makes its
  *                              child runnable with local_push + notify_local
- *                              (weft__sched_ready_from, lifo false, 311-312)
- *   SPAWN: pick_runnext,       pick_local's run-next exchange (514-516);
- *     steal_runnext, RUNNOW    steal's two-look CAS (553-563);
- *                              weft__sched_run_now -> finish_switch
- *                              AFTER_SPAWN (354-394): parent into run-next,
+ *                              (weft__sched_ready_from, lifo false, 313-314)
+ *   SPAWN: pick_runnext,       pick_local's run-next exchange (516-518);
+ *     steal_runnext, RUNNOW    steal's two-look CAS (555-565);
+ *                              weft__sched_run_now (720-729) -> finish_switch
+ *                              AFTER_SPAWN (386-391): parent into run-next,
  *                              notify_local, the child runs
+ *   SB: WAKER, sb_drain        a process wakes another (src/wait.c
+ *                              resume_from -> weft__sched_ready_from, lifo
+ *                              false: local_push, notify_local, 313-314),
+ *                              then computes; the store buffer, see below
  *
  * Abstracted: the run queues are FIFO arrays with one-step push, pop and
- * steal-half (runq.pml checks their inside); no timers, inbox, run-next
- * slot, stall hook or shutdown (workers_exit); the futex wait sleeps until
- * park_futex is non-zero (a spurious return only loops). Critical sections
- * of global_lock are one step when they write one thing others read
- * without the lock (global_len).
+ * steal-half (runq.pml checks their inside); no timers (earliest_timer's
+ * deadline, run_due_timers), inbox, stall hook or shutdown (workers_exit);
+ * the run-next slot only with SPAWN; the futex wait sleeps until
+ * park_futex is non-zero or, with recheck, until its timeout (a spurious
+ * return only loops). Critical sections of global_lock are one step when
+ * they write one thing others read without the lock (global_len).
  *
  * Memory model. Promela is sequentially consistent. The C code gets the one
  * ordering this needs, store then load across threads (SB: the parker
  * stores nidle/parked then loads the queues, the waker stores the work then
- * loads nidle/nspinning), from its seq_cst fences: park's (line 610) on
- * one side, weft__sched_notify(true)'s (237) or unpark's (206) on the
+ * loads nidle/nspinning), from its seq_cst fences: park's (line 614) on
+ * one side, weft__sched_notify(true)'s (239) or unpark's (208) on the
  * other, with the seq_cst RMWs on global_len and nidle. notify_local with
- * no fence (after local_push, lines 311-312, and in finish_switch) is the
- * same SB pattern with no fence on the waker's side: the model cannot see
- * the difference (see README.md, Limits).
+ * no fence (after local_push, lines 313-314, and in finish_switch) is the
+ * same SB pattern with no fence on the waker's side: the plain model cannot
+ * see the difference; -DSB models it.
  *
- * SPAWN (not a CHECK line): the outside thread makes one process runnable;
- * it spawns work-first a child that computes forever, and waits in its
- * worker's run-next slot. Fails with the code as it is (invalid end state):
- * a searching worker misses the slot on its last look, the spawner's
- * notify_local runs before that worker counts itself idle, and
- * work_visible does not look at run-next slots, so it sleeps for good.
- * -DSPAWN -DFIX_RUNNEXT_VISIBLE (work_visible also looks at the other
- * workers' run-next slots) verifies.
+ * SPAWN: the outside thread makes one process runnable; it spawns
+ * work-first a child that computes forever, and waits in its worker's
+ * run-next slot. A searching worker misses the slot on its last look (or
+ * sees it once: a steal takes run-next only at the second look at the
+ * same victim tick), the spawner's notify_local runs before that worker
+ * counts itself idle (or while it still counts as spinning), and
+ * work_visible does not look at run-next slots. With the unbounded park
+ * (BUG_NO_BUSY_RECHECK) it sleeps for good: invalid end state. With the
+ * bounded park, the spawner's worker is busy, so it rechecks, and its
+ * second recheck search at the latest takes the parent (the steal watch
+ * survives the park). CHECK lines: pass (safety) and pass np. Three
+ * workers: -DSPAWN -DNW=3 verifies (15.5 million states, 12 s built at
+ * -O1, too slow for every run; also with START_PARKED=1 or 2). -DSPAWN -DNW=3
+ * -DSTART_PARKED=3 is cheap but cannot reach the hole (every searcher is
+ * woken after the parent is in run-next; BUG_NO_BUSY_RECHECK passes there
+ * too), so it is no CHECK line.
+ *
+ * SB: the store buffer. The outside thread makes one process runnable; it
+ * makes CHILD runnable on its own worker (local_push, notify_local with no
+ * fence) and then computes forever, so it never comes back to its queue.
+ * The push's store (the run queue's tail, a release store, a plain store
+ * on x86) goes into its worker's store buffer (sb[]) and reaches memory in
+ * a separate step (sb_drain): at any point after it is made, before or
+ * between notify_local's two loads or after them, at the latest at the
+ * waker's next locked instruction (idle_lock in unpark_one) or its next
+ * step. So notify_local's loads of nidle and nspinning can be done before
+ * the push is visible, which x86-TSO allows (store then load, no fence);
+ * on ARM a release store followed by relaxed loads allows the same. The
+ * worker that parks meanwhile does nidle++ and its fence, and its
+ * work_visible still sees the queue empty; the waker read nidle == 0.
+ * Both miss. With the unbounded park that worker sleeps for good
+ * (CHECK: fail -DSB -DBUG_NO_BUSY_RECHECK, invalid end state); with the
+ * bounded park the waker's worker is busy, so it rechecks and steals
+ * CHILD (pass, pass np). With the push drained before the loads
+ * (-DSB_FENCED, what a seq_cst fence in notify_local would give) the old
+ * unbounded park suffices in this scenario (CHECK: pass -DSB -DSB_FENCED
+ * -DBUG_NO_BUSY_RECHECK): the reordering is the hole. Only this one store
+ * is buffered: the slot store before it reaches memory first (x86 drains
+ * in order), and the parker's side is fenced.
  *
  * BUG variants (check.sh expects each to fail):
  *   BUG_NO_RECHECK   park sleeps without work_visible after the fence
- *                    (line 615): a push whose notify saw no idle
- *                    worker is never found.
+ *                    (line 622): a push whose notify saw no idle worker
+ *                    is not found when both workers then read all_idle
+ *                    and sleep unbounded.
  *   BUG_NO_HANDOFF   find_work's last searcher does not wake a helper
- *                    (lines 669-671): the outside thread saw a spinning
+ *                    (lines 684-687): the outside thread saw a spinning
  *                    worker and woke nobody; that worker takes the process
- *                    that computes forever and the other stays parked.
+ *                    that computes forever and the other, parked while all
+ *                    were idle, stays parked.
  *   BUG_NOTIFY_FIRST the outside thread notifies before it pushes (the two
  *                    steps of the !w branch swapped): the notify sees no
- *                    idle worker, the worker parks before the push.
+ *                    idle worker, the workers park (all idle) before the push.
+ *   BUG_NO_BUSY_RECHECK  the park before BUSY_RECHECK (lines 629-632
+ *                    gone): it sleeps until woken. Fails with -DSPAWN and
+ *                    with -DSB (invalid end state); the default scenario
+ *                    verifies with it too, as the code did.
+ *   BUG_RECHECK_NO_SEARCH  after a timeout the worker parks again at once
+ *                    (line 681 going straight back to park(), so that the
+ *                    recheck is only work_visible): with -DSPAWN the parent
+ *                    in run-next is never found, a non-progress cycle of
+ *                    timeouts (np).
  *
  * CHECK: pass
  * CHECK: pass -DNW=3 -DSTART_PARKED=3
  * CHECK: pass np
+ * CHECK: pass -DSPAWN
+ * CHECK: pass np -DSPAWN
+ * CHECK: pass -DSB
+ * CHECK: pass np -DSB
+ * CHECK: pass -DSB -DSB_FENCED -DBUG_NO_BUSY_RECHECK
  * CHECK: fail -DBUG_NO_RECHECK
  * CHECK: fail -DBUG_NO_HANDOFF
  * CHECK: fail -DBUG_NOTIFY_FIRST
+ * CHECK: fail -DSPAWN -DBUG_NO_BUSY_RECHECK
+ * CHECK: fail -DSB -DBUG_NO_BUSY_RECHECK
+ * CHECK: fail np -DSPAWN -DBUG_RECHECK_NO_SEARCH
  */
 
 #ifndef NW
@@ -115,7 +226,7 @@
 #define FOREVER 1      /* computes forever once started */
 #define SPAWNER 2      /* makes CHILD runnable on its worker, then ends */
 #define RUNNOW 3       /* SPAWN: runs CHILD at once; its rest (2) waits in run-next */
-#define WAKER 4        /* SB: makes CHILD runnable on its worker, then computes forever */
+#define WAKER 4        /* SB: makes CHILD runnable here, then computes forever */
 
 byte kind[NP + 1];
 
@@ -147,7 +258,8 @@ byte sb[NW];           /* a run queue push still in its worker's store buffer */
 
 /* Nothing waits in a queue or slot that a search looks at: a worker's
  * bounded park running out then is idle time, not a process starved (see
- * "Progress" at the top). */
+ * "Progress" at the top; -DNOTHING_QUEUED=false or =true for its two
+ * experiments). */
 #if NW > 2
 #define RQ_EMPTY (rq_n[0] == 0 && rq_n[1] == 0 && rq_n[2] == 0)
 #else
@@ -162,7 +274,9 @@ byte sb[NW];           /* a run queue push still in its worker's store buffer */
 #else
 #define RN_EMPTY true
 #endif
+#ifndef NOTHING_QUEUED
 #define NOTHING_QUEUED (gq_n == 0 && RQ_EMPTY && RN_EMPTY)
+#endif
 
 #define RQ(w, i) rq[(w) * CAP + (i) % CAP]
 
