@@ -10,7 +10,11 @@ static bool exec(int proc, const struct fz_op *o)
     int slot = o->a & 3;
     int ci = fz_m.slot[slot];
     switch (o->op) {
-    case FZ_SPAWN: return fz_spawn(proc, 1 + o->a % 7, o->m & 1, o->m & 2);
+    case FZ_SPAWN: {
+        int workers = (int)fz_m.prog->workers;
+        return fz_spawn(proc, 1 + o->a % 7, o->m & 1, o->m & 2, o->m & 4,
+                        o->m & 8 ? o->b % (workers + 1) : -1);
+    }
     case FZ_MAKE: return fz_make(proc, slot, (o->a >> 2) % 5, o->m % 4 < 3 ? o->m % 4 : 0);
     case FZ_SEND: return fz_send(proc, ci, (o->a >> 2) & 3, o->m & 1);
     case FZ_RECV: return fz_recv(proc, ci, (o->a >> 2) & 3, o->m & 1);
@@ -26,11 +30,12 @@ static bool exec(int proc, const struct fz_op *o)
     case FZ_JOIN: return fz_join(proc, o->a & 7, (o->a >> 3) & 3);
     case FZ_DETACH: return fz_detach(proc, o->a & 7);
     case FZ_QUERY:
-        switch (o->m % 4) {
-        case 0: return fz_len(proc, ci);
-        case 1: return fz_cap(proc, ci);
+        switch (o->m % 8) {
         case 2: return fz_proc_name(proc, o->a & 7);
-        default: return fz_self(proc);
+        case 3: return fz_self(proc);
+        case 4: return fz_dump(proc);
+        case 5: return fz_workers(proc);
+        default: return o->m & 1 ? fz_cap(proc, ci) : fz_len(proc, ci);
         }
     case FZ_EXIT: fz_exit(proc);
     default: return false; /* FZ_END never reaches a body */
@@ -44,6 +49,10 @@ static bool run_body(int proc)
     const struct fz_program *prog = fz_m.prog;
     for (unsigned i = 0; i < prog->nops[p->body]; i++) {
         p->opi = (int)i;
+        if (p->pinned)
+            FZ_CHECK(proc, weft_worker_id() == p->home,
+                     "pinned process runs on worker %d, not on its worker %d", weft_worker_id(),
+                     p->home);
         if (exec(proc, &prog->ops[p->body][i]))
             return true;
     }
@@ -70,6 +79,8 @@ intptr_t fz_proc_entry(void *arg)
     FZ_CHECK(proc, p->state == FZ_P_SPAWNING, "process %d started twice", proc);
     p->pid = self;
     p->state = FZ_P_RUNNING;
+    if (p->pinned && p->home < 0)
+        p->home = weft_worker_id(); /* spawned without a worker: the spawner's */
     run_body(proc);
     return finish(proc);
 }

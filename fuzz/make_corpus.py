@@ -26,7 +26,10 @@ def op(code, m=0, a=0, b=0):
 
 
 END = op(0)
-def spawn(body, detached=False, named=True): return op(1, detached | (named << 1), body - 1)
+def spawn(body, detached=False, named=True, pinned=False, worker=None):
+    """worker: None for the scheduler's choice, else b % (workers + 1)."""
+    m = detached | (named << 1) | (pinned << 2) | ((worker is not None) << 3)
+    return op(1, m, body - 1, worker or 0)
 def make(slot, cap, variant=0): return op(2, variant, slot | (cap << 2))
 def send(slot, cls=FOREVER, wrong=False): return op(3, int(wrong), slot | (cls << 2))
 def recv(slot, cls=FOREVER, wrong=False): return op(4, int(wrong), slot | (cls << 2))
@@ -51,6 +54,8 @@ def length(slot): return op(14, 0, slot)
 def capacity(slot): return op(14, 1, slot)
 def name(proc): return op(14, 2, proc)
 SELF = op(14, 3)
+DUMP = op(14, 4)
+WORKERS = op(14, 5)
 EXIT = op(15)
 
 
@@ -142,6 +147,13 @@ CORPUS = {
                           [spawn(1), make(2, 4), make(3, 2), send(2, SHORT), recv(2, SHORT),
                            join(1, LONG), spawn(2), join(2)],
                           [send(0), sleep(SHORT), recv(0, SHORT)], [YIELD]),
+    # pinned processes on given workers, a worker out of range, dumps
+    "pinned-dump": program(header(workers=3, seed=5, chans=(1, 0, None, None)),
+                           [spawn(1, pinned=True, worker=2), spawn(2, pinned=True),
+                            spawn(3, worker=1), spawn(3, worker=3), DUMP, WORKERS, recv(0),
+                            send(1), join(1), join(2), DUMP],
+                           [YIELD, SELF, send(0), SELF, sleep(SHORT), SELF],
+                           [recv(1), SELF, YIELD, SELF, DUMP], [YIELD, WORKERS]),
     # every process slot in use; a chain of spawns
     "many-procs": program(header(workers=4, seed=3, chans=(3, 0, None, None)),
                           [spawn(1), spawn(1), spawn(2)] + [recv(0, LONG)] * 4,

@@ -81,6 +81,8 @@ struct fz_proc {
     bool detached;       /* committed (spawned so, or weft_detach returned 0) */
     bool joined;         /* a join returned 0 */
     bool named;
+    bool pinned;         /* must run on worker home */
+    int home;            /* -1 until known */
     unsigned joins, detaches; /* calls started, monotone */
     int joining, detaching;   /* ... and in flight */
     intptr_t result;     /* what it returns (or passes to weft_exit) */

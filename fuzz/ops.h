@@ -32,11 +32,14 @@ bool fz_drain_all(int proc);
 
 /* ---- processes (procops.c) ---- */
 
-bool fz_spawn(int proc, int body, bool detached, bool named);
+/* worker: -1 for the scheduler's choice; out of range gives -EINVAL. */
+bool fz_spawn(int proc, int body, bool detached, bool named, bool pinned, int worker);
 bool fz_join(int proc, int target, int cls);
 bool fz_detach(int proc, int target);
 bool fz_proc_name(int proc, int target);
 bool fz_self(int proc);
+bool fz_workers(int proc);
+bool fz_dump(int proc);
 bool fz_yield(int proc);
 bool fz_sleep(int proc, int cls);
 /* Ends the process through weft_exit. */

@@ -8,6 +8,7 @@
  * business). Joins and detaches follow the model's rules of overlap
  * (model.h): a call is checked exactly when no other join or detach on the
  * same process was in flight or started while it ran. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,14 +26,16 @@ static weft_pid pid_of(int proc, int target)
     return fz_m.proc[target].pid;
 }
 
-bool fz_spawn(int proc, int body, bool detached, bool named)
+bool fz_spawn(int proc, int body, bool detached, bool named, bool pinned, int worker)
 {
     if (fz_m.nproc == FZ_PROCS)
         return false; /* every slot is taken: no call */
+    bool bad_worker = worker >= (int)fz_m.prog->workers;
     int j = fz_m.nproc++;
     struct fz_proc *p = &fz_m.proc[j];
     *p = (struct fz_proc){.state = FZ_P_SPAWNING, .body = body, .detached = detached,
-                          .named = named, .result = 0x1000 + j, .opi = -1};
+                          .named = named, .pinned = pinned, .home = pinned ? worker : -1,
+                          .result = 0x1000 + j, .opi = -1};
     fz_m.alive++;
     char name[16];
     snprintf(name, sizeof name, "p%d", j);
@@ -40,22 +43,30 @@ bool fz_spawn(int proc, int body, bool detached, bool named)
     weft_spawn_opts_init(&opts);
     opts.name = named ? name : NULL;
     opts.detached = detached;
+    opts.pinned = pinned;
+    opts.worker = worker;
     weft_pid pid = 0;
     int rc = weft_spawn(&pid, fz_proc_entry, (void *)(intptr_t)j, &opts);
     bool stop = fz_result(proc, rc, false, false);
     fz_note(proc, "spawn", rc);
-    if (rc == 0) {
+    if (bad_worker) {
+        /* Which of the two a stopping runtime reports first is not documented. */
+        FZ_CHECK(proc, rc == -EINVAL || rc == -ECANCELED,
+                 "weft_spawn on worker %d of %u returned %d (%s)", worker,
+                 fz_m.prog->workers, rc, weft_strerror(rc));
+    } else if (rc == 0) {
         FZ_CHECK(proc, pid != 0, "weft_spawn gave pid 0");
         FZ_CHECK(proc, !p->pid || p->pid == pid, "weft_spawn gave pid %#llx; the child is %#llx",
                  (unsigned long long)pid, (unsigned long long)p->pid);
         p->pid = pid;
+        return stop;
     } else {
         FZ_CHECK(proc, rc == -ECANCELED || (rc == -ENOMEM && fz_alloc_failed()),
                  "weft_spawn returned %d (%s)", rc, weft_strerror(rc));
-        FZ_CHECK(proc, p->state == FZ_P_SPAWNING, "weft_spawn failed, but its process ran");
-        p->state = FZ_P_FAILED;
-        fz_m.alive--;
     }
+    FZ_CHECK(proc, p->state == FZ_P_SPAWNING, "weft_spawn failed, but its process ran");
+    p->state = FZ_P_FAILED;
+    fz_m.alive--;
     return stop;
 }
 
@@ -246,6 +257,29 @@ bool fz_self(int proc)
     FZ_CHECK(proc, w >= 0 && (unsigned)w < fz_m.prog->workers, "weft_worker_id gave %d of %u", w,
              fz_m.prog->workers);
     return false;
+}
+
+bool fz_workers(int proc)
+{
+    int n = weft_workers();
+    fz_note(proc, "workers", n);
+    FZ_CHECK(proc, n == (int)fz_m.prog->workers, "weft_workers gave %d, not %u", n,
+             fz_m.prog->workers);
+    return false;
+}
+
+bool fz_dump(int proc)
+{
+    static int devnull = -1;
+    if (devnull < 0)
+        devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    FZ_CHECK(proc, devnull >= 0, "cannot open /dev/null");
+    int rc = weft_dump(devnull);
+    bool stop = fz_result(proc, rc, false, false);
+    fz_note(proc, "dump", rc);
+    FZ_CHECK(proc, rc == 0 || (rc == -ENOMEM && fz_alloc_failed()), "weft_dump returned %d (%s)",
+             rc, weft_strerror(rc));
+    return stop;
 }
 
 bool fz_yield(int proc)

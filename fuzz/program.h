@@ -21,7 +21,9 @@
  *     0  END      the following ops belong to the next body (8 bodies;
  *                 body 0 is main's, the rest run in spawned processes)
  *     1  SPAWN    a process running body 1 + a % 7 in the next free process
- *                 slot (8 slots, main's included); m&1 detached, m&2 named
+ *                 slot (8 slots, main's included); m&1 detached, m&2 named,
+ *                 m&4 pinned, m&8 on worker b % (workers + 1) (= workers:
+ *                 out of range, -EINVAL)
  *     2  MAKE     a new channel in slot a&3, capacity (a>>2) % 5; m%4 == 1:
  *                 element size 0 (-EINVAL), m%4 == 2: too large (-E2BIG)
  *     3  SEND     on slot a&3, deadline class (a>>2)&3; m&1: wrong size
@@ -36,9 +38,10 @@
  *     11 SLEEP    deadline class a&3
  *     12 JOIN     process slot a&7, deadline class (a>>3)&3
  *     13 DETACH   process slot a&7
- *     14 QUERY    m%4: 0 weft_chan_len, 1 weft_chan_cap of slot a&3,
+ *     14 QUERY    m%8: 0 weft_chan_len, 1 weft_chan_cap of slot a&3,
  *                 2 weft_proc_name of process slot a&7, 3 weft_self and
- *                 weft_worker_id
+ *                 weft_worker_id, 4 weft_dump (to /dev/null), 5 weft_workers,
+ *                 6 and 7 as 0 and 1
  *     15 EXIT     weft_exit with the process's expected result
  *   Deadline classes: 0: 0 (poll), 1: now + 20 us, 2: now + 200 us,
  *   3: WEFT_FOREVER. A process slot or channel slot that holds nothing is

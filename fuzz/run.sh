@@ -9,12 +9,12 @@
 # Exits 0 when the time ran out without a finding, 1 after a finding (and
 # prints where its input went and how to replay and minimize it), 2 on a
 # usage error. Environment: FUZZ_TIMEOUT (s per input, 20), FUZZ_RSS_MB
-# (2048), FUZZ_CHUNK (s, 600), FUZZ_JOBS (parallel fuzzers, 1), and the
+# (2048), FUZZ_CHUNK (s, 240), FUZZ_JOBS (parallel fuzzers, 1), and the
 # interpreter's FUZZ_AVOID and FUZZ_MAX_WORKERS (program.h, run.c).
 # Long runs go in chunks of FUZZ_CHUNK seconds, each a new weft-fuzz on the
 # same corpus: under ASan the fuzzer's RSS grows by ~10 KB a run (shadow of
 # process stacks mapped at fresh addresses; a plain build stays flat), which
-# would otherwise reach the RSS limit after about 15 minutes.
+# would otherwise reach the RSS limit after about 8 minutes.
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 <build-dir> <seconds>" >&2
@@ -38,7 +38,7 @@ rc=0
 left=$seconds
 : >"$work/fuzz.log"
 while [ "$left" -gt 0 ] && [ $rc -eq 0 ]; do
-  chunk=$(( left < ${FUZZ_CHUNK:-600} ? left : ${FUZZ_CHUNK:-600} ))
+  chunk=$(( left < ${FUZZ_CHUNK:-240} ? left : ${FUZZ_CHUNK:-240} ))
   left=$(( left - chunk ))
   # -max_len: a header and 8 bodies of 64 ops of 3 bytes fit in 1600 bytes.
   "$fuzzer" "$work/corpus" \

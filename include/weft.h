@@ -255,7 +255,8 @@ WEFT_API int weft_join(weft_pid pid, intptr_t *result, int64_t deadline);
 /* Gives up the right to join pid: its resources are released as soon as it
  * returns, and its pid becomes stale then.
  * Errors: -ESRCH [misuse] (unknown, stale or joined pid), -EINVAL [misuse]
- * (already detached, or being joined), -ESHUTDOWN. */
+ * (already detached, being joined, or weft_run's main process, which
+ * weft_run joins), -ESHUTDOWN. */
 WEFT_API int weft_detach(weft_pid pid);
 
 /* The calling process's pid, or 0 when called from outside any process. */

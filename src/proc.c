@@ -320,6 +320,10 @@ static int detach(weft_pid pid)
     struct weft__proc *p = acquire(pid);
     if (!p)
         return weft__misuse(-ESRCH, "weft_detach: no process %#llx", (unsigned long long)pid);
+    if (p->is_main) { /* weft_run joins it */
+        proc_release(p, 1);
+        return weft__misuse(-EINVAL, "weft_detach: weft_run's main process cannot be detached");
+    }
     unsigned st = atomic_load(&p->join_state);
     do {
         if (st & WEFT__JOIN_JOINED) {

@@ -20,6 +20,8 @@ static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Set (under lifecycle_lock) while weft_run owns the runtime: only weft_run
  * stops it then. */
 static bool run_owned;
+/* Deterministic mode: the det thread began weft_run's stop (det_begin_stop). */
+static atomic_bool det_stop_begun;
 
 enum { CANCEL_EVERY = 10 * 1000 * 1000 }; /* ns between cancellation passes of weft_stop */
 
@@ -197,7 +199,11 @@ static int stop(int64_t deadline, bool by_run)
         if (now >= next_cancel) {
             /* Again every 10 ms: a wait opened while a pass ran may have
              * missed both the pass and the state (see wait.c). */
-            weft__proc_cancel_all();
+            /* After det_begin_stop, every wait of a process fails at once:
+             * passes from here would only add wake-ups at times the replay
+             * does not control. */
+            if (!atomic_load(&det_stop_begun))
+                weft__proc_cancel_all();
             weft__wait_cancel_threads();
             /* A pass over a million processes takes a while: never spend
              * more than a fifth of the time on passes. */
@@ -234,6 +240,7 @@ static int stop(int64_t deadline, bool by_run)
     weft__handle_table_term();
     weft__stack_pool_term();
     run_owned = false;
+    atomic_store(&det_stop_begun, false);
     atomic_store(&weft__rt.state, WEFT__RT_STOPPED);
     pthread_mutex_unlock(&lifecycle_lock);
     return 0;
@@ -258,8 +265,10 @@ static void det_begin_stop(void)
 {
     int expected = WEFT__RT_RUNNING;
     if (atomic_load(&weft__det_on) &&
-        atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STOPPING))
+        atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STOPPING)) {
         weft__proc_cancel_all();
+        atomic_store(&det_stop_begun, true);
+    }
 }
 
 void weft__runtime_main_ended(void)
