@@ -7,6 +7,7 @@
  *   handle            generation-checked handle table
  *   timer             per-worker timer heaps
  *   runq, sched       run queues, workers, switching, parking
+ *   det               the deterministic schedules' choices (sched.c acts on them)
  *   wait              blocking and waking a process or an outside thread
  *   proc, runtime     the public process and runtime calls
  */
