@@ -26,12 +26,10 @@ suite() { # dir, label
 build _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 suite _build/release release
 if [ $quick -eq 0 ]; then
+  # With the libFuzzer target: its CTest test fuzz-run fuzzes for 60 s.
   build _build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=address \
     -DWEFT_BUILD_FUZZ=ON
   ASAN_OPTIONS=detect_leaks=1 suite _build/asan "ASan+UBSan"
-  echo "== fuzz: weft-fuzz for 60 s (fuzz/run.sh; docs/testing.md)"
-  bash fuzz/run.sh _build/asan 60
-  stages=$((stages + 1))
   build _build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=thread
   TSAN_OPTIONS=halt_on_error=1 suite _build/tsan TSan
 
