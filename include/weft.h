@@ -81,7 +81,8 @@ typedef struct weft_config {
     /* Stack size of processes spawned without options. */
     size_t stack_size;
     /* Seed of the random source behind every scheduling choice (steal
-     * victims, select order). 0: drawn from the clock. */
+     * victims, select order; in a deterministic schedule, every choice).
+     * 0: drawn from the clock (deterministic schedules: 1). */
     uint64_t seed;
     /* A signal (such as SIGQUIT, the default) that makes weft write the
      * report of weft_dump to standard error and go on running; 0: none. It
@@ -89,7 +90,7 @@ typedef struct weft_config {
     int dump_signal;
     /* WEFT_SCHEDULE_THREADS (the default): workers are OS threads. The
      * deterministic schedules (see below) run the workers as logical workers
-     * on one OS thread, every choice drawn from seed (0: 1). */
+     * on one OS thread, every choice drawn from seed. */
     int schedule;
     /* WEFT_SCHEDULE_PCT: the number of priority change points plus one (the
      * depth of the bugs it aims at; 0: 3), spread over the first pct_steps
@@ -98,8 +99,8 @@ typedef struct weft_config {
     unsigned pct_steps;
     /* Deterministic schedules: called with every scheduling event (one line
      * of text, without a newline, valid during the call) on the scheduler's
-     * thread, with no lock held. NULL: none. The same seed and program give
-     * the same lines, byte for byte. */
+     * thread; it must not call weft. NULL: none. The same seed and program
+     * give the same lines, byte for byte. */
     void (*trace)(void *trace_ud, const char *event);
     void *trace_ud;
 } weft_config;
@@ -155,7 +156,8 @@ WEFT_API int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, i
  * threads: any thread may then spawn and join processes. cfg may be NULL.
  * Errors: -EINVAL [misuse] (more than WEFT_WORKERS_MAX workers, stack size
  * below WEFT_STACK_MIN, a dump_signal that is not a signal number or is
- * SIGSEGV, SIGKILL or SIGSTOP), -E2BIG [misuse] (stack size above WEFT_STACK_MAX),
+ * SIGSEGV, SIGKILL or SIGSTOP, an unknown schedule), -E2BIG [misuse] (stack
+ * size above WEFT_STACK_MAX),
  * -EBUSY [misuse] (already running, or called from a process), -ENOMEM,
  * -EAGAIN (a worker thread, or the dump signal's thread, could not start). */
 WEFT_API int weft_start(const weft_config *cfg);
