@@ -138,7 +138,8 @@ typedef intptr_t (*weft_proc_fn)(void *arg);
  * process and, when main_fn returns, shuts the runtime down as weft_stop
  * does, waiting for every other process to finish (their blocking calls
  * fail with -ECANCELED). Stores main_fn's result in *result (may be NULL).
- * cfg may be NULL for the defaults.
+ * Main's pid stays valid until then (other processes may join it; it cannot
+ * be detached). cfg may be NULL for the defaults.
  * Deadlock: when no process can ever run again (every process is blocked on
  * channels or joins, no deadline or sleep is pending, no outside thread is
  * inside a weft call and none is attached: weft_thread_attach), weft_run

@@ -608,8 +608,12 @@ static inline void weft__det_point(void)
 int weft__outside_enter(bool allow_stopping);
 void weft__outside_leave(void);
 
-/* weft_run's main process has ended (called by the proc layer). */
-void weft__runtime_main_ended(void);
+/* weft_run's main process has ended with result, or never ran (failure
+ * -ENOMEM): called by the proc layer. weft_run takes both from here rather
+ * than joining main, whose pid stays valid until the runtime stops (so that
+ * a deterministic run does not depend on when weft_run's thread gets to
+ * it). */
+void weft__runtime_main_ended(intptr_t result, int failure);
 /* weft_run's main process has not ended yet. */
 bool weft__runtime_main_running(void);
 /* The deadlock detector found that no process can run again: it claims

@@ -92,7 +92,7 @@ static void mark_dead(struct weft__proc *p)
     if (old & WEFT__JOIN_JOINING)
         weft__wake(p->joiner, p->joiner_ticket, 0);
     if (p->is_main)
-        weft__runtime_main_ended();
+        weft__runtime_main_ended(p->result, p->failure);
 }
 
 /* After the switch away from an ended process: drop its running reference. */

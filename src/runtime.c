@@ -271,9 +271,15 @@ static void det_begin_stop(void)
     }
 }
 
-void weft__runtime_main_ended(void)
+/* Main's outcome, written before run_state says RUN_MAIN_ENDED. */
+static intptr_t main_result;
+static int main_failure;
+
+void weft__runtime_main_ended(intptr_t result, int failure)
 {
     unsigned expected = RUN_MAIN_RUNNING;
+    main_result = result;
+    main_failure = failure;
     if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_MAIN_ENDED)) {
         det_begin_stop();
         weft__futex_wake(&weft__rt.run_state, 1);
@@ -322,7 +328,8 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
         unsigned st;
         while ((st = atomic_load(&weft__rt.run_state)) == RUN_MAIN_RUNNING || st == RUN_DETECTING)
             weft__futex_wait(&weft__rt.run_state, st, WEFT_FOREVER);
-        err = st == RUN_DEADLOCKED ? -EDEADLK : weft_join(pid, &r, WEFT_FOREVER);
+        err = st == RUN_DEADLOCKED ? -EDEADLK : main_failure;
+        r = main_result;
     }
     if (err == -EDEADLK && atomic_load(&weft__det_on))
         weft__det_print_seed();
