@@ -328,8 +328,11 @@ int weft_run(weft_proc_fn main_fn, void *arg, const weft_config *cfg, intptr_t *
         unsigned st;
         while ((st = atomic_load(&weft__rt.run_state)) == RUN_MAIN_RUNNING || st == RUN_DETECTING)
             weft__futex_wait(&weft__rt.run_state, st, WEFT_FOREVER);
+        /* main_result is main's only once it ended first (RUN_MAIN_ENDED):
+         * after a deadlock, main may still be writing it. */
         err = st == RUN_DEADLOCKED ? -EDEADLK : main_failure;
-        r = main_result;
+        if (st == RUN_MAIN_ENDED)
+            r = main_result;
     }
     if (err == -EDEADLK && atomic_load(&weft__det_on))
         weft__det_print_seed();

@@ -750,9 +750,10 @@ long weft__sched_live_procs(void)
 
 /* ---- workers ----------------------------------------------------------------- */
 
-static void *worker_main(void *arg)
+/* The calling thread becomes w's: its stack bounds (for the sanitizers'
+ * fiber switches), its TSan fiber, its signal stack. */
+static void thread_enter(struct weft__worker *w)
 {
-    struct weft__worker *w = arg;
     tls_worker = w;
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -763,6 +764,12 @@ static void *worker_main(void *arg)
     w->tsan_fiber = __tsan_get_current_fiber();
 #endif
     weft__overflow_thread_init(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct weft__worker *w = arg;
+    thread_enter(w);
     struct weft__proc *p;
     for (;;) {
         if ((p = w->handoff))
@@ -855,22 +862,15 @@ static void det_loop(struct weft__worker *w0)
 static void *det_main(void *arg)
 {
     struct weft__worker *w0 = arg;
-    tls_worker = w0;
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &w0->thread_stack_lo, &w0->thread_stack_size);
-        pthread_attr_destroy(&attr);
-    }
+    thread_enter(w0);
     /* Every logical worker's scheduler context lives on this thread. */
     for (unsigned i = 1; i < weft__rt.nworkers; i++) {
         weft__rt.workers[i].thread_stack_lo = w0->thread_stack_lo;
         weft__rt.workers[i].thread_stack_size = w0->thread_stack_size;
-    }
 #ifdef WEFT__TSAN
-    for (unsigned i = 0; i < weft__rt.nworkers; i++)
-        weft__rt.workers[i].tsan_fiber = __tsan_get_current_fiber();
+        weft__rt.workers[i].tsan_fiber = w0->tsan_fiber;
 #endif
-    weft__overflow_thread_init(w0);
+    }
     det_loop(w0);
     weft__overflow_thread_term(w0);
     tls_worker = NULL;
