@@ -366,12 +366,17 @@ static bool on_stall(void)
     if (!atomic_load(&rt->detect_deadlock) || !weft__runtime_main_running() ||
         atomic_load(&rt->state) != WEFT__RT_RUNNING)
         return false;
-    /* Outside threads are read before the queues: whatever a thread did
-     * before it left its call or detached (a send that woke a process) is
-     * then seen by quiescent(). One inside a call or attached may still
-     * wake a process: the parking worker looks again in a while. */
+    /* Live processes first: a spawn from outside counts its process before
+     * it pushes it, from inside its call, so a process counted here is
+     * either pushed or its spawner still inside. Outside threads are read
+     * before the queues: whatever a thread did before it left its call or
+     * detached (a send that woke a process) is then seen by quiescent().
+     * One inside a call or attached may still wake a process: the parking
+     * worker looks again in a while. */
+    if (weft__sched_live_procs() == 0)
+        return false;
     bool outside = atomic_load(&rt->outside_active) != 0 || atomic_load(&rt->attached) != 0;
-    if (!quiescent() || weft__sched_live_procs() == 0)
+    if (!quiescent())
         return false;
     if (outside)
         return true;

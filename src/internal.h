@@ -396,6 +396,7 @@ struct weft__worker {
     atomic_uint park_futex;                    /* 1: woken */
     atomic_bool parked;                        /* written under rt.idle_lock */
     int64_t park_until;                        /* its timeout while parked, under idle_lock */
+    int64_t recheck_after;                     /* bound of a park while others are busy */
 
     pthread_t thread;
     void *altstack;                            /* sigaltstack for overflows */

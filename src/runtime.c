@@ -266,8 +266,8 @@ static void det_begin_stop(void)
     int expected = WEFT__RT_RUNNING;
     if (atomic_load(&weft__det_on) &&
         atomic_compare_exchange_strong(&weft__rt.state, &expected, WEFT__RT_STOPPING)) {
-        weft__proc_cancel_all();
         atomic_store(&det_stop_begun, true);
+        weft__proc_cancel_all();
     }
 }
 
@@ -280,10 +280,13 @@ void weft__runtime_main_ended(intptr_t result, int failure)
     unsigned expected = RUN_MAIN_RUNNING;
     main_result = result;
     main_failure = failure;
-    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_MAIN_ENDED)) {
+    /* The deterministic stop is done before weft_run's thread may go on to
+     * its own (which then adds nothing); it is idempotent, and harmless if
+     * a deadlock report wins the race below. */
+    if (atomic_load(&weft__rt.run_state) == RUN_MAIN_RUNNING)
         det_begin_stop();
+    if (atomic_compare_exchange_strong(&weft__rt.run_state, &expected, RUN_MAIN_ENDED))
         weft__futex_wake(&weft__rt.run_state, 1);
-    }
 }
 
 bool weft__runtime_main_running(void)

@@ -55,8 +55,10 @@ enum {
 /* A stalled runtime that an outside thread may still wake is looked at
  * again this often (ns), for the deadlock detector. */
 #define STALL_RECHECK ((int64_t)10 * 1000 * 1000)
-/* A parked worker looks again this often (ns) while another is busy. */
+/* A parked worker looks again after this long (ns) while another is busy,
+ * twice as long after each look that found nothing, up to the maximum. */
 #define BUSY_RECHECK ((int64_t)2 * 1000 * 1000)
+#define BUSY_RECHECK_MAX ((int64_t)128 * 1000 * 1000)
 
 struct weft__runtime weft__rt = {
     .default_stack = WEFT_STACK_DEFAULT,
@@ -626,8 +628,8 @@ static bool park(struct weft__worker *w)
         /* Work a busy worker holds may never wake us: its run-next process
          * (stealable only at a second look) or a push whose waker read nidle
          * before our increment reached it (no fence on that side). */
-        if (!all_idle && weft_now() + BUSY_RECHECK < deadline) {
-            deadline = weft_now() + BUSY_RECHECK;
+        if (!all_idle && weft_now() + w->recheck_after < deadline) {
+            deadline = weft_now() + w->recheck_after;
             recheck = true;
         }
         while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
@@ -646,6 +648,9 @@ static bool park(struct weft__worker *w)
     }
     pthread_mutex_unlock(&weft__rt.idle_lock);
     bool rechecking = recheck && atomic_load_explicit(&w->park_futex, memory_order_relaxed) == 0;
+    /* Rechecks that keep finding nothing back off; finding work resets. */
+    if (rechecking && w->recheck_after < BUSY_RECHECK_MAX)
+        w->recheck_after *= 2;
     atomic_store_explicit(&w->park_futex, 0, memory_order_relaxed);
     w->spinning = true;
     return rechecking;
@@ -681,6 +686,7 @@ static struct weft__proc *find_work(struct weft__worker *w)
         spins = park(w) ? SPIN_ROUNDS : 0;
     }
     stop_spinning(w);
+    w->recheck_after = BUSY_RECHECK;
     /* The last searcher found work: more may be waiting, wake a helper. */
     if (atomic_load_explicit(&weft__rt.nspinning, memory_order_relaxed) == 0 &&
         (weft__runq_len(&w->runq) > 0 || atomic_load(&weft__rt.global_len) > 0))
@@ -834,6 +840,11 @@ static void det_loop(struct weft__worker *w0)
             }
             pthread_mutex_unlock(&rt->global_lock);
         }
+        /* Timers the clock has passed fire before the next pick, as the
+         * threaded mode fires them while processes run: a deadline can race
+         * with processes that never block. */
+        if (earliest_timer() <= weft_now())
+            run_due_timers(w0, true);
         unsigned wi;
         if ((p = weft__det_pick(rt->nworkers, &wi))) {
             struct weft__worker *w = &rt->workers[wi];
@@ -941,6 +952,7 @@ int weft__sched_start(unsigned nworkers)
         weft__timer_heap_init(&w->timers);
         w->id = i;
         w->rng = weft__rand_seed(rt->seed, i);
+        w->recheck_after = BUSY_RECHECK;
     }
     /* Deterministic mode: one thread runs every logical worker. */
     unsigned threads = weft__det_on ? 1 : nworkers;

@@ -92,8 +92,13 @@ void weft__wait_cancel(struct weft__waiter *w)
 static void on_timeout(struct weft__timer *t)
 {
     struct weft__proc *p = weft__container_of(t, struct weft__proc, timer);
-    if (weft__wait_claim(&p->waiter, p->timer_ticket, -ETIMEDOUT))
+    if (weft__wait_claim(&p->waiter, p->timer_ticket, -ETIMEDOUT)) {
+        /* A wait that timed out is a poll: under PCT it goes below the
+         * others, as a yielder does (or a retry loop would starve them). */
+        if (atomic_load_explicit(&weft__det_on, memory_order_relaxed))
+            weft__det_yielding(p);
         resume(&p->waiter, false);
+    }
 }
 
 /* Ends the wait now if it can: returns true with the result set. */

@@ -412,3 +412,40 @@ Test(det, the_explorer_finds_an_ordering_bug_under_both_schedules, .timeout = 60
     o.schedule = WEFT_SCHEDULE_PCT;
     cr_assert_neq(explore(order_main, NULL, &o), 0);
 }
+
+/* A deadline passes while other processes keep running (one polls with
+ * yields and never blocks): its timer fires anyway, as in the threaded
+ * mode, and under PCT the poller does not starve the sleeper. */
+static int sleeper_done;
+
+static intptr_t sleeps_then_flags(void *arg)
+{
+    weft_sleep(weft_now() + 1000 * US);
+    sleeper_done = 1;
+    return 0;
+}
+
+static intptr_t polling_main(void *arg)
+{
+    weft_pid pid;
+    if (weft_spawn(&pid, sleeps_then_flags, NULL, NULL))
+        return -1;
+    long polls = 0;
+    while (!sleeper_done) {
+        weft_yield();
+        EXPLORE_CHECK(++polls < 10000000, "the sleeper's timer never fired");
+    }
+    weft_join(pid, NULL, WEFT_FOREVER);
+    return 0;
+}
+
+static void reset_sleeper(void)
+{
+    sleeper_done = 0;
+}
+
+Test(det, a_timer_fires_while_other_processes_run, .timeout = 60)
+{
+    struct explore_opts o = {.seeds = 200, .reset = reset_sleeper};
+    cr_assert_eq(explore(polling_main, NULL, &o), 0);
+}
