@@ -406,3 +406,38 @@ Test(runtime, start_stop_fifty_times, .timeout = 20)
                      atomic_load(&start_stop_canceled));
     }
 }
+
+/* weft_run owns its main process: main cannot detach itself (weft_run
+ * would have nothing to join), and another process joining main does not
+ * take main's result away from weft_run. */
+static weft_pid main_pid;
+
+static intptr_t joins_main(void *arg)
+{
+    intptr_t r = -1;
+    int rc = weft_join(main_pid, &r, WEFT_FOREVER);
+    return rc ? rc : r;
+}
+
+static intptr_t owned_main(void *arg)
+{
+    main_pid = weft_self();
+    if (weft_detach(main_pid) != -EINVAL)
+        return -1;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = 1;
+    if (weft_spawn(NULL, joins_main, NULL, &o) != 0)
+        return -2;
+    weft_yield(); /* let the joiner start waiting */
+    return 77;
+}
+
+Test(runtime, weft_run_keeps_its_main_process, .timeout = 20)
+{
+    setenv("WEFT_STRICT", "0", 1);
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        intptr_t r = test_run(workers, owned_main, NULL);
+        cr_assert_eq(r, 77, "%u workers: weft_run gave %ld", workers, (long)r);
+    }
+}
