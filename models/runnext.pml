@@ -14,15 +14,15 @@
  *
  * Model step / label        C code (src/sched.c; line numbers as of writing,
  *                           the function names are the reference)
- *   ready_lifo              weft__sched_ready_from, lifo branch (293-310):
+ *   ready_lifo              weft__sched_ready_from, lifo branch (297-314):
  *                           a relaxed load; empty: plain store, done; else
  *                           exchange, and the displaced process (if a thief
  *                           did not empty the slot meanwhile) goes to
  *                           weft__runq_push_front
- *   pick                    pick_local (500-524): tick store, a relaxed
+ *   pick                    pick_local (504-528): tick store, a relaxed
  *                           load of run-next, exchange with NULL; else
  *                           weft__runq_pop
- *   thief                   steal() (542-566): the victim's run queue
+ *   thief                   steal() (546-570): the victim's run queue
  *                           first, then run-next: load the slot and the
  *                           victim's tick, and CAS the slot to NULL only if
  *                           both equal the previous look (steal_watch)
@@ -35,10 +35,10 @@
  *
  * BUG variants (check.sh expects each to fail):
  *   BUG_DISPLACE_STORE  the owner displaces with a load and a store instead
- *                       of the exchange of line 300: a thief's CAS between
+ *                       of the exchange of line 304: a thief's CAS between
  *                       them takes the process the owner then also pushes.
  *   BUG_THIEF_STORE     the thief empties the slot with a load and a store
- *                       instead of its CAS (line 558): it can take a
+ *                       instead of its CAS (line 562): it can take a
  *                       process the owner took meanwhile.
  *
  * CHECK: pass
