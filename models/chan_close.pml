@@ -25,7 +25,7 @@
  *   opq_push, opq_unlink          src/chan.c opq_push (71-81), opq_unlink (83-94)
  *   opq_claim                     opq_claim (98-107): unlink the head, claim
  *                                 its wait, drop it if the claim fails
- *   claim                         src/internal.h weft__wait_claim (299-308):
+ *   claim                         src/internal.h weft__wait_claim (306-315):
  *                                 CAS OPEN ticket -> CLAIMED, then result
  *   resume                        src/wait.c resume_from (43-51): a process
  *                                 becomes runnable (weft__sched_ready_from),
@@ -36,12 +36,12 @@
  *                                 (copy, status = 0, resume), or block
  *                                 (350-360) -> wait_on (325-340):
  *                                 weft__wait_open (src/wait.c 33-39), arm,
- *                                 unlock, weft__wait_on (167-181) ->
- *                                 wait_proc (109-131) / wait_thread
- *                                 (133-165); a wait ended by a claim with a
+ *                                 unlock, weft__wait_on (172-186) ->
+ *                                 wait_proc (114-136) / wait_thread
+ *                                 (138-170); a wait ended by a claim with a
  *                                 result < 0 disarms under the lock
  *   timer                         src/timer.c weft__timer_run firing
- *                                 on_timeout (src/wait.c 92-97) under the
+ *                                 on_timeout (src/wait.c 92-102) under the
  *                                 heap lock, and weft__timer_cancel
  *                                 (timer.c 114-126) after the wait
  *   closer                        chan_close (409-433): closed = true,

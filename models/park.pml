@@ -37,18 +37,23 @@
  *    without running a process. pan -l does not report invalid end states,
  *    so SPAWN and SB have a line for each search.
  *
+ * The backoff of the bound (park() doubles w->recheck_after after each
+ * recheck that found nothing, up to BUSY_RECHECK_MAX; find_work resets it)
+ * only changes how long a bounded park lasts, which the model leaves open
+ * anyway (its timeout may come at any step).
+ *
  * Progress (the np lines). Starting a process (run_it) is progress. The end
  * of a bounded park by its timeout is progress only when nothing waits in
  * the global queue, a run queue or a run-next slot (NOTHING_QUEUED, label
  * progress_idle):
  *  - a worker that rechecks every BUSY_RECHECK forever while another
  *    computes forever and no process is left is what the code means to do:
- *    it polls at 2 ms, it does not spin. The same for cycles like these,
+ *    it polls (every 2 ms, backing off to 128 ms), it does not spin. The same for cycles like these,
  *    which the model allows (the outside thread slow; or one worker stopped
  *    between two steps while the other keeps timing out; or two workers
  *    whose timeouts fall each into the other's window between nidle++ and
  *    the all_idle read, which the clock makes impossible to keep up). A
- *    cycle through a timeout costs 2 ms of real time per turn, so it is not
+ *    cycle through a timeout costs 2-128 ms of real time per turn, so it is not
  *    a livelock. With timeouts never progress (-DNOTHING_QUEUED=false) the
  *    np search reports such a cycle at once: one worker stopped with the
  *    first process popped but not yet started, the outside thread not at
@@ -67,48 +72,48 @@
  * Model step / label           C code (src/sched.c; line numbers as of writing,
  *                              the function names are the reference)
  *   pusher                     weft__sched_ready_from with w NULL (the !w
- *                              branch, lines 290-294): global_push
- *                              (103-110), then weft__sched_notify(true)
- *                              (236-241): fence (239), notify_local (229-234)
+ *                              branch, lines 292-296): global_push
+ *                              (105-112), then weft__sched_notify(true)
+ *                              (238-243): fence (241), notify_local (231-236)
  *   notify_local               notify_local: load nidle, load nspinning,
  *                              unpark_one if idle and nobody spins
- *   unpark_one                 unpark_one (216-225) and unpark_locked
- *                              (193-204): under idle_lock clear parked,
+ *   unpark_one                 unpark_one (218-227) and unpark_locked
+ *                              (195-206): under idle_lock clear parked,
  *                              nidle--, nspinning++, park_futex = 1, wake
- *   worker: top                worker_main -> find_work (656-689):
- *                              pick_local first (658)
- *   worker: search             find_work's loop (665-682): global_pop
- *                              (114-136), steal (544-568), pick_local,
- *                              SPIN_ROUNDS (SPINS here, 675), then park (681)
- *   park                       park (604-652): under idle_lock
+ *   worker: top                worker_main -> find_work (661-695):
+ *                              pick_local first (663)
+ *   worker: search             find_work's loop (670-687): global_pop
+ *                              (116-138), steal (546-570), pick_local,
+ *                              SPIN_ROUNDS (SPINS here, 680), then park (686)
+ *   park                       park (606-657): under idle_lock
  *                              stop_spinning, parked = true, nidle++
- *                              (607-613); fence (614); work_visible
- *                              (570-582) at 622; all_idle (623) and the
+ *                              (609-615); fence (616); work_visible
+ *                              (572-584) at 624; all_idle (625) and the
  *                              BUSY_RECHECK deadline if not all idle
- *                              (629-632, recheck); futex wait while
- *                              park_futex == 0 (633-637), ended by the
+ *                              (631-634, recheck); futex wait while
+ *                              park_futex == 0 (635-639), ended by the
  *                              deadline only with recheck; under idle_lock
  *                              count itself spinning if nobody woke it
- *                              (639-647); rechecking = recheck and
- *                              park_futex still 0 (648); park_futex = 0;
+ *                              (641-649); rechecking = recheck and
+ *                              park_futex still 0 (650); park_futex = 0;
  *                              spinning = true
  *   after park                 find_work: spins = park() ? SPIN_ROUNDS : 0
- *                              (681): one search after a timeout, the full
+ *                              (686): one search after a timeout, the full
  *                              SPIN_ROUNDS after a wake-up
  *   found                      find_work after its loop: stop_spinning
- *                              (683), and the last searcher that found work
- *                              wakes a helper if work is left (684-687)
+ *                              (688), and the last searcher that found work
+ *                              wakes a helper if work is left (690-693)
  *   run_it                     switch_to the process; a spawner makes its
  *                              child runnable with local_push + notify_local
- *                              (weft__sched_ready_from, lifo false, 313-314)
- *   SPAWN: pick_runnext,       pick_local's run-next exchange (516-518);
- *     steal_runnext, RUNNOW    steal's two-look CAS (555-565);
- *                              weft__sched_run_now (720-729) -> finish_switch
- *                              AFTER_SPAWN (386-391): parent into run-next,
+ *                              (weft__sched_ready_from, lifo false, 315-316)
+ *   SPAWN: pick_runnext,       pick_local's run-next exchange (518-520);
+ *     steal_runnext, RUNNOW    steal's two-look CAS (557-567);
+ *                              weft__sched_run_now (726-735) -> finish_switch
+ *                              AFTER_SPAWN (388-393): parent into run-next,
  *                              notify_local, the child runs
  *   SB: WAKER, sb_drain        a process wakes another (src/wait.c
  *                              resume_from -> weft__sched_ready_from, lifo
- *                              false: local_push, notify_local, 313-314),
+ *                              false: local_push, notify_local, 315-316),
  *                              then computes; the store buffer, see below
  *
  * Abstracted: the run queues are FIFO arrays with one-step push, pop and
@@ -122,10 +127,10 @@
  * Memory model. Promela is sequentially consistent. The C code gets the one
  * ordering this needs, store then load across threads (SB: the parker
  * stores nidle/parked then loads the queues, the waker stores the work then
- * loads nidle/nspinning), from its seq_cst fences: park's (line 614) on
- * one side, weft__sched_notify(true)'s (239) or unpark's (208) on the
+ * loads nidle/nspinning), from its seq_cst fences: park's (line 616) on
+ * one side, weft__sched_notify(true)'s (241) or unpark's (210) on the
  * other, with the seq_cst RMWs on global_len and nidle. notify_local with
- * no fence (after local_push, lines 313-314, and in finish_switch) is the
+ * no fence (after local_push, lines 315-316, and in finish_switch) is the
  * same SB pattern with no fence on the waker's side: the plain model cannot
  * see the difference; -DSB models it.
  *
@@ -171,23 +176,23 @@
  *
  * BUG variants (check.sh expects each to fail):
  *   BUG_NO_RECHECK   park sleeps without work_visible after the fence
- *                    (line 622): a push whose notify saw no idle worker
+ *                    (line 624): a push whose notify saw no idle worker
  *                    is not found when both workers then read all_idle
  *                    and sleep unbounded.
  *   BUG_NO_HANDOFF   find_work's last searcher does not wake a helper
- *                    (lines 684-687): the outside thread saw a spinning
+ *                    (lines 690-693): the outside thread saw a spinning
  *                    worker and woke nobody; that worker takes the process
  *                    that computes forever and the other, parked while all
  *                    were idle, stays parked.
  *   BUG_NOTIFY_FIRST the outside thread notifies before it pushes (the two
  *                    steps of the !w branch swapped): the notify sees no
  *                    idle worker, the workers park (all idle) before the push.
- *   BUG_NO_BUSY_RECHECK  the park before BUSY_RECHECK (lines 629-632
+ *   BUG_NO_BUSY_RECHECK  the park before BUSY_RECHECK (lines 631-634
  *                    gone): it sleeps until woken. Fails with -DSPAWN and
  *                    with -DSB (invalid end state); the default scenario
  *                    verifies with it too, as the code did.
  *   BUG_RECHECK_NO_SEARCH  after a timeout the worker parks again at once
- *                    (line 681 going straight back to park(), so that the
+ *                    (line 686 going straight back to park(), so that the
  *                    recheck is only work_visible): with -DSPAWN the parent
  *                    in run-next is never found, a non-progress cycle of
  *                    timeouts (np).
