@@ -80,35 +80,37 @@
  *   unpark_one                 unpark_one (218-227) and unpark_locked
  *                              (195-206): under idle_lock clear parked,
  *                              nidle--, nspinning++, park_futex = 1, wake
- *   worker: top                worker_main -> find_work (661-695):
- *                              pick_local first (663)
- *   worker: search             find_work's loop (670-687): global_pop
+ *   worker: top                worker_main -> find_work (679-713):
+ *                              pick_local first (681)
+ *   worker: search             find_work's loop (688-705): global_pop
  *                              (116-138), steal (546-570), pick_local,
- *                              SPIN_ROUNDS (SPINS here, 680), then park (686)
- *   park                       park (606-657): under idle_lock
- *                              stop_spinning, parked = true, nidle++
- *                              (609-615); fence (616); work_visible
- *                              (572-584) at 624; all_idle (625) and the
+ *                              SPIN_ROUNDS (SPINS here, 698), then park (704)
+ *   park                       park (639-675): enter_parked (607-617,
+ *                              called at 642): under idle_lock
+ *                              stop_spinning, parked = true, nidle++,
+ *                              then the fence (616); work_visible
+ *                              (572-584) at 650; all_idle (651) and the
  *                              BUSY_RECHECK deadline if not all idle
- *                              (631-634, recheck); futex wait while
- *                              park_futex == 0 (635-639), ended by the
+ *                              (657-660, recheck); futex wait while
+ *                              park_futex == 0 (661-665), ended by the
  *                              deadline only with recheck; under idle_lock
  *                              count itself spinning if nobody woke it
- *                              (641-649); rechecking = recheck and
- *                              park_futex still 0 (650); park_futex = 0;
+ *                              (leave_parked, 622-635, called at 667);
+ *                              rechecking = recheck and
+ *                              park_futex still 0 (668); park_futex = 0;
  *                              spinning = true
  *   after park                 find_work: spins = park() ? SPIN_ROUNDS : 0
- *                              (686): one search after a timeout, the full
+ *                              (704): one search after a timeout, the full
  *                              SPIN_ROUNDS after a wake-up
  *   found                      find_work after its loop: stop_spinning
- *                              (688), and the last searcher that found work
- *                              wakes a helper if work is left (690-693)
+ *                              (706), and the last searcher that found work
+ *                              wakes a helper if work is left (708-711)
  *   run_it                     switch_to the process; a spawner makes its
  *                              child runnable with local_push + notify_local
  *                              (weft__sched_ready_from, lifo false, 315-316)
  *   SPAWN: pick_runnext,       pick_local's run-next exchange (518-520);
  *     steal_runnext, RUNNOW    steal's two-look CAS (557-567);
- *                              weft__sched_run_now (726-735) -> finish_switch
+ *                              weft__sched_run_now (744-753) -> finish_switch
  *                              AFTER_SPAWN (388-393): parent into run-next,
  *                              notify_local, the child runs
  *   SB: WAKER, sb_drain        a process wakes another (src/wait.c
@@ -176,23 +178,23 @@
  *
  * BUG variants (check.sh expects each to fail):
  *   BUG_NO_RECHECK   park sleeps without work_visible after the fence
- *                    (line 624): a push whose notify saw no idle worker
+ *                    (line 650): a push whose notify saw no idle worker
  *                    is not found when both workers then read all_idle
  *                    and sleep unbounded.
  *   BUG_NO_HANDOFF   find_work's last searcher does not wake a helper
- *                    (lines 690-693): the outside thread saw a spinning
+ *                    (lines 708-711): the outside thread saw a spinning
  *                    worker and woke nobody; that worker takes the process
  *                    that computes forever and the other, parked while all
  *                    were idle, stays parked.
  *   BUG_NOTIFY_FIRST the outside thread notifies before it pushes (the two
  *                    steps of the !w branch swapped): the notify sees no
  *                    idle worker, the workers park (all idle) before the push.
- *   BUG_NO_BUSY_RECHECK  the park before BUSY_RECHECK (lines 631-634
+ *   BUG_NO_BUSY_RECHECK  the park before BUSY_RECHECK (lines 657-660
  *                    gone): it sleeps until woken. Fails with -DSPAWN and
  *                    with -DSB (invalid end state); the default scenario
  *                    verifies with it too, as the code did.
  *   BUG_RECHECK_NO_SEARCH  after a timeout the worker parks again at once
- *                    (line 686 going straight back to park(), so that the
+ *                    (line 704 going straight back to park(), so that the
  *                    recheck is only work_visible): with -DSPAWN the parent
  *                    in run-next is never found, a non-progress cycle of
  *                    timeouts (np).

@@ -601,19 +601,45 @@ static int64_t earliest_timer(void)
     return deadline;
 }
 
-/* Parks w until woken, its timers' next deadline, or, while another worker
- * is busy, BUSY_RECHECK: returns true when that last one ended the park. */
-static bool park(struct weft__worker *w)
+/* Counts w idle, parked until `until`, then fences: a waker that adds work
+ * after reading the idle count either sees w parked or is seen by w's look
+ * at the queues after this. */
+static void enter_parked(struct weft__worker *w, int64_t until)
 {
-    int64_t deadline = earliest_timer();
     pthread_mutex_lock(&weft__rt.idle_lock);
     stop_spinning(w);
-    w->park_until = deadline;
+    w->park_until = until;
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
     refresh_next_wake();
     atomic_fetch_add(&weft__rt.nidle, 1);
     pthread_mutex_unlock(&weft__rt.idle_lock);
     atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Ends w's park, counted as spinning (looking for work) or not. A waker's
+ * unpark_locked has already moved it from idle to spinning; a worker that
+ * woke by itself (timeout, work seen) moves itself. */
+static void leave_parked(struct weft__worker *w, bool spinning)
+{
+    pthread_mutex_lock(&weft__rt.idle_lock);
+    if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
+        atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+        refresh_next_wake();
+        atomic_fetch_sub(&weft__rt.nidle, 1);
+        if (spinning)
+            atomic_fetch_add(&weft__rt.nspinning, 1);
+    } else if (!spinning) {
+        atomic_fetch_sub(&weft__rt.nspinning, 1);
+    }
+    pthread_mutex_unlock(&weft__rt.idle_lock);
+}
+
+/* Parks w until woken, its timers' next deadline, or, while another worker
+ * is busy, BUSY_RECHECK: returns true when that last one ended the park. */
+static bool park(struct weft__worker *w)
+{
+    int64_t deadline = earliest_timer();
+    enter_parked(w, deadline);
 
     /* Look again after the fence: work or a timer added meanwhile by a thread
      * that did not see us parked yet. The earlier deadline stands too: it
@@ -638,15 +664,7 @@ static bool park(struct weft__worker *w)
                 break;
         }
     }
-    pthread_mutex_lock(&weft__rt.idle_lock);
-    if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
-        /* Woke by itself (timeout or work seen): count itself as spinning. */
-        atomic_store_explicit(&w->parked, false, memory_order_relaxed);
-        refresh_next_wake();
-        atomic_fetch_sub(&weft__rt.nidle, 1);
-        atomic_fetch_add(&weft__rt.nspinning, 1);
-    }
-    pthread_mutex_unlock(&weft__rt.idle_lock);
+    leave_parked(w, true);
     bool rechecking = recheck && atomic_load_explicit(&w->park_futex, memory_order_relaxed) == 0;
     /* Rechecks that keep finding nothing back off; finding work resets. */
     if (rechecking && w->recheck_after < BUSY_RECHECK_MAX)
@@ -796,28 +814,14 @@ static void *worker_main(void *arg)
  * the threaded mode find it; real_deadline -1: no limit. */
 static void det_park(struct weft__worker *w, int64_t real_deadline)
 {
-    pthread_mutex_lock(&weft__rt.idle_lock);
-    w->park_until = INT64_MAX;
-    atomic_store_explicit(&w->parked, true, memory_order_relaxed);
-    refresh_next_wake();
-    atomic_fetch_add(&weft__rt.nidle, 1);
-    pthread_mutex_unlock(&weft__rt.idle_lock);
-    atomic_thread_fence(memory_order_seq_cst);
+    enter_parked(w, INT64_MAX);
     while (!atomic_load(&weft__rt.global_len) && !atomic_load(&weft__rt.workers_exit) &&
            atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
         weft__futex_wait(&w->park_futex, 0, real_deadline);
         if (real_deadline >= 0 && weft__clock_real() >= real_deadline)
             break;
     }
-    pthread_mutex_lock(&weft__rt.idle_lock);
-    if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
-        atomic_store_explicit(&w->parked, false, memory_order_relaxed);
-        refresh_next_wake();
-        atomic_fetch_sub(&weft__rt.nidle, 1);
-    } else {
-        atomic_fetch_sub(&weft__rt.nspinning, 1); /* unpark_locked counted it */
-    }
-    pthread_mutex_unlock(&weft__rt.idle_lock);
+    leave_parked(w, false);
     atomic_store_explicit(&w->park_futex, 0, memory_order_relaxed);
 }
 
