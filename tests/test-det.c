@@ -449,3 +449,33 @@ Test(det, a_timer_fires_while_other_processes_run, .timeout = 60)
     struct explore_opts o = {.seeds = 200, .reset = reset_sleeper};
     cr_assert_eq(explore(polling_main, NULL, &o), 0);
 }
+
+/* WEFT_TRACE=1 writes a deterministic run's trace to standard error. */
+Test(det, weft_trace_writes_the_trace_to_stderr, .timeout = 30)
+{
+    char path[] = "/tmp/weft-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    setenv("WEFT_TRACE", "1", 1);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.schedule = WEFT_SCHEDULE_RANDOM;
+    cfg.seed = 3;
+    intptr_t r = -1;
+    int rc = weft_run(busy_main, NULL, &cfg, &r);
+    unsetenv("WEFT_TRACE");
+    dup2(saved, 2);
+    close(saved);
+    ASSERT_OK(rc);
+    cr_assert_eq(r, 0);
+    char text[4096] = {0};
+    cr_assert_gt(pread(fd, text, sizeof text - 1, 0), 0);
+    close(fd);
+    cr_assert(strncmp(text, "weft-trace: 0 0 start random seed 3\n", 36) == 0,
+              "the trace starts with: %.80s", text);
+    cr_assert(strstr(text, "weft-trace: 1 ") && strstr(text, " run #"), "no run event in: %.200s",
+              text);
+}
