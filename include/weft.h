@@ -209,6 +209,15 @@ typedef struct weft_spawn_opts {
     int pinned;
     /* Nonzero: the process is detached from the start (see weft_detach). */
     int detached;
+    /* Nonzero: the new process is linked to the caller (a process or an
+     * actor's handler) before it can run, as weft_link would (Erlang's
+     * spawn_link). From outside the runtime: -EPERM [misuse]. */
+    int link;
+    /* Nonzero: the process traps exit signals from the start (see
+     * weft_trap_exits). */
+    int trap_exits;
+    /* Its mailbox holds at most this many messages (0: unbounded). */
+    size_t mailbox_capacity;
 } weft_spawn_opts;
 
 #define WEFT_NAME_MAX 32
@@ -360,7 +369,10 @@ WEFT_API int weft_chan_cap(weft_chan ch);
  * descriptors, process exits) to the same select. */
 enum {
     WEFT_CASE_SEND = 1, /* send *buf (size bytes) on channel handle */
-    WEFT_CASE_RECV = 2  /* receive into buf (size bytes) from channel handle */
+    WEFT_CASE_RECV = 2, /* receive into buf (size bytes) from channel handle */
+    WEFT_CASE_MSG = 3   /* receive from the caller's mailbox into buf, a
+                           weft_msg (size: sizeof(weft_msg)); handle: a
+                           weft_match * cast to uint64_t, or 0 for any */
 };
 
 typedef struct weft_case {
@@ -378,6 +390,10 @@ typedef struct weft_case {
     ((weft_case){.kind = WEFT_CASE_SEND, .handle = (ch), .buf = (void *)(ptr), .size = sizeof *(ptr)})
 #define WEFT_RECV(ch, ptr) \
     ((weft_case){.kind = WEFT_CASE_RECV, .handle = (ch), .buf = (ptr), .size = sizeof *(ptr)})
+/* match: a const weft_match * (NULL: any message). */
+#define WEFT_MSG_CASE(msgptr, match)                                                   \
+    ((weft_case){.kind = WEFT_CASE_MSG, .handle = (uint64_t)(uintptr_t)(match),        \
+                 .buf = (msgptr), .size = sizeof(weft_msg)})
 
 /* Policies of weft_select. */
 enum {
@@ -400,6 +416,307 @@ enum {
  * [misuse] (a size differs from its channel's element size), -ECANCELED,
  * -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_select(weft_case *cases, size_t n, int policy, int64_t deadline);
+
+/* ---- Mailboxes ------------------------------------------------------------------ */
+
+/* Every process and every actor has a mailbox, addressed by its pid. A
+ * message is a tag, a payload (copied by value, or a weft buffer moved
+ * whole) and the sender's pid. Sends to one mailbox from one sender arrive
+ * in the order they were sent. Mailboxes are unbounded unless given a
+ * capacity (weft_spawn_opts, weft_actor_opts, weft_mailbox_bound): then a
+ * send to a full mailbox waits until its deadline (backpressure).
+ *
+ * Tags: user messages have tags >= 1. Negative tags are weft's own messages:
+ * WEFT_TAG_EXIT (an exit signal trapped by weft_trap_exits) and
+ * WEFT_TAG_DOWN (a monitored process or actor ended). Tag 0 in a
+ * weft_match means any tag. */
+enum {
+    WEFT_TAG_EXIT = -1, /* from: the pid that ended or signalled; reason: why */
+    WEFT_TAG_DOWN = -2  /* from: the monitored pid; ref: the monitor; reason: why */
+};
+
+/* Largest payload of a message (copied or moved). */
+#define WEFT_MSG_MAX ((size_t)64 * 1024 * 1024)
+
+/* A received message. The receiver owns it and gives it back with
+ * weft_msg_free (or keeps its payload with weft_msg_take). */
+typedef struct weft_msg {
+    int tag;
+    weft_pid from;     /* the sender (0: a thread outside the runtime) */
+    uint64_t ref;      /* weft_call's request and reply, DOWN's monitor; else 0 */
+    intptr_t reason;   /* EXIT and DOWN: the exit reason; else 0 */
+    void *data;        /* the payload (NULL when size is 0), 16-byte aligned */
+    size_t size;
+    void *block_;      /* weft's own */
+} weft_msg;
+
+/* Which messages a receive takes: each field set narrows it (0: any).
+ * A zero-initialized weft_match takes the oldest message. The predicate
+ * runs in the receiver, on each candidate once per receive, and must not
+ * call weft; it returns nonzero to take the message. */
+typedef struct weft_match {
+    int tag;
+    weft_pid from;
+    uint64_t ref;
+    int (*pred)(const weft_msg *msg, void *arg);
+    void *arg;
+} weft_match;
+
+/* Sends a message of the size bytes at data (NULL when size is 0) to pid's
+ * mailbox, copying them. Never waits unless pid's mailbox is bounded and
+ * full: then waits until the deadline for room. A pid whose process or
+ * actor has ended (a stale pid) takes the message and drops it: the send
+ * succeeds, as in Erlang. Works from processes, actors and outside threads.
+ * Errors: -EINVAL [misuse] (tag < 1, data NULL with size > 0),
+ * -EMSGSIZE [misuse] (size above WEFT_MSG_MAX), -ESRCH [misuse] (pid was
+ * never a pid of this runtime), -EAGAIN (bounded mailbox full and deadline
+ * 0), -ETIMEDOUT (still full at a later deadline), -EPERM [misuse] (waiting
+ * from an actor's handler: pass deadline 0 there), -ENOMEM, -ECANCELED,
+ * -ESHUTDOWN. On an error the message was not sent. */
+WEFT_API int weft_send(weft_pid pid, int tag, const void *data, size_t size, int64_t deadline);
+
+/* Zero-copy messages. A weft buffer holds up to WEFT_MSG_MAX bytes, 16-byte
+ * aligned; weft_buf_alloc returns NULL when out of memory or for a size
+ * above WEFT_MSG_MAX. weft_send_buf moves buf whole into pid's mailbox:
+ * on success the caller gives it up (it must not touch it again; to a dead
+ * pid it is freed); on an error the caller still owns it. Errors as
+ * weft_send, and -EINVAL [misuse] for a NULL buf. */
+WEFT_API void *weft_buf_alloc(size_t size);
+WEFT_API void weft_buf_free(void *buf);
+WEFT_API size_t weft_buf_size(const void *buf);
+WEFT_API int weft_send_buf(weft_pid pid, int tag, void *buf, int64_t deadline);
+
+/* Receives into *msg the oldest message of the caller's mailbox that match
+ * takes (NULL: any), waiting until the deadline for one. Selective receive
+ * leaves the others in place, in order; a receive looks at each message at
+ * most once (arrivals while it waits are checked alone), and a repeated
+ * receive with the same match resumes where the last one stopped, so that
+ * a large mailbox does not make it quadratic.
+ * Errors: -ETIMEDOUT, -EINVAL [misuse] (msg NULL), -EPERM [misuse] (called
+ * from an outside thread, which has no mailbox, or from an actor's handler,
+ * which receives through its handler), -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_recv(weft_msg *msg, const weft_match *match, int64_t deadline);
+
+/* Frees a received message (msg's fields are cleared). NULL and a cleared
+ * msg are ignored. */
+WEFT_API void weft_msg_free(weft_msg *msg);
+
+/* Takes a received message's payload as a weft buffer that the caller now
+ * owns (to weft_buf_free, or to send on with weft_send_buf), without a copy,
+ * and frees the rest of the message. NULL when the message has no payload. */
+WEFT_API void *weft_msg_take(weft_msg *msg);
+
+/* Bounds the caller's mailbox to capacity messages (0: unbounded). Messages
+ * already queued stay. Errors: -EPERM [misuse] (not a process or actor). */
+WEFT_API int weft_mailbox_bound(size_t capacity);
+
+/* Messages in the caller's mailbox now, or -EPERM [misuse] (not a process
+ * or actor). */
+WEFT_API long weft_mailbox_len(void);
+
+/* ---- Request and reply ---------------------------------------------------------- */
+
+/* Sends a request (tag, data, size as weft_send) carrying a new unique
+ * reference, and waits until the deadline for the reply to it, stored in
+ * *reply (to weft_msg_free). The callee answers with weft_reply. A reply
+ * that arrives after the call gave up is dropped, never delivered later.
+ * Errors: -ESRCH (pid is not alive, or ended before replying), -ETIMEDOUT,
+ * -EPERM [misuse] (from an outside thread or an actor's handler: actors
+ * send requests with weft_send and get the answer as a message), the
+ * errors of weft_send, -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_call(weft_pid pid, int tag, const void *data, size_t size, weft_msg *reply,
+                       int64_t deadline);
+
+/* Answers request (a message received from weft_call) with a message to
+ * its sender carrying the request's reference. A reply to a caller that
+ * has given up is dropped. Errors: -EINVAL [misuse] (request NULL or not
+ * from weft_call), and those of weft_send (it never waits). */
+WEFT_API int weft_reply(const weft_msg *request, int tag, const void *data, size_t size);
+
+/* ---- Actors ---------------------------------------------------------------------- */
+
+/* A stackless actor: fn(state, msg) runs once per message, in order, on a
+ * worker's own stack; the actor has no stack of its own (at most 128 bytes
+ * while idle). It has a pid like a process: the same sends, calls, links,
+ * monitors and registry. msg is freed when fn returns unless fn takes its
+ * payload (weft_msg_take). fn must not wait: a call that would block
+ * (receive, call, join, sleep, a channel op with a deadline, a send to a full
+ * mailbox with a deadline) fails with -EPERM [misuse] instead. A handler that
+ * must wait sends itself a message, or spawns a process to do it. Inside fn,
+ * weft_self() is the actor's pid and weft_exit(reason) ends the actor when
+ * fn returns (it returns 0 there). */
+typedef void (*weft_actor_fn)(void *state, weft_msg *msg);
+
+typedef struct weft_actor_opts {
+    /* Name for diagnostics (copied, truncated to WEFT_NAME_MAX-1), or NULL. */
+    const char *name;
+    /* Called once when the actor ends, with its exit reason, on the worker
+     * that ran it last (it must not wait): frees the state. NULL: none. */
+    void (*on_exit)(void *state, intptr_t reason);
+    /* Nonzero: linked to the caller before it can run (see weft_link). */
+    int link;
+    /* Nonzero: it traps exit signals (they arrive as WEFT_TAG_EXIT messages). */
+    int trap_exits;
+    /* Its mailbox holds at most this many messages (0: unbounded). */
+    size_t mailbox_capacity;
+} weft_actor_opts;
+
+/* Fills *opts with the defaults: no name, no on_exit, not linked, no
+ * trapping, unbounded. */
+WEFT_API void weft_actor_opts_init(weft_actor_opts *opts);
+
+/* Creates an actor with handler fn and state (owned by the actor from now
+ * on: on_exit gets it back), and stores its pid in *pid (may be NULL). It
+ * runs when messages arrive. opts may be NULL for the defaults.
+ * Errors: -EINVAL [misuse] (fn NULL), -EPERM [misuse] (link from an outside
+ * thread), -ENOMEM, -ECANCELED, -ESHUTDOWN. */
+WEFT_API int weft_actor_spawn(weft_pid *pid, weft_actor_fn fn, void *state,
+                              const weft_actor_opts *opts);
+
+/* ---- Links, monitors, exit signals ---------------------------------------------- */
+
+/* Exit reasons. A process's exit reason is its result (its function's
+ * return value or weft_exit's argument); an actor's is weft_exit's argument
+ * (or WEFT_EXIT_NORMAL). WEFT_EXIT_NORMAL (0) is a normal exit; any other
+ * value is abnormal. The values below are weft's own. */
+#define WEFT_EXIT_NORMAL ((intptr_t)0)
+#define WEFT_EXIT_KILL ((intptr_t)INTPTR_MIN)           /* weft_kill: not trappable */
+#define WEFT_EXIT_KILLED ((intptr_t)INTPTR_MIN + 1)     /* ended by WEFT_EXIT_KILL */
+#define WEFT_EXIT_NOPROC ((intptr_t)INTPTR_MIN + 2)     /* DOWN of a pid already dead */
+#define WEFT_EXIT_SHUTDOWN ((intptr_t)INTPTR_MIN + 3)   /* asked to stop (supervisors) */
+
+/* Links the caller (a process or an actor's handler) with pid, both ways.
+ * When either ends, the other receives an exit signal with the reason: if
+ * it traps exits, a WEFT_TAG_EXIT message; else, for an abnormal reason, it
+ * ends too with the same reason (a process at its current or next blocking
+ * weft call, whose wait fails with -ECANCELED first; an actor before its
+ * next message). Linking twice is one link.
+ * Errors: -ESRCH (pid is not alive), -EINVAL [misuse] (pid is the caller's
+ * own), -EPERM [misuse] (not a process or actor), -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_link(weft_pid pid);
+
+/* Removes the link with pid (none: 0). Errors: -EPERM [misuse] (not a
+ * process or actor), -ESHUTDOWN. */
+WEFT_API int weft_unlink(weft_pid pid);
+
+/* Sends pid an exit signal with reason, as if a linked process ended with
+ * it (Erlang's exit/2): WEFT_EXIT_KILL ends pid even if it traps exits
+ * (its reason becomes WEFT_EXIT_KILLED). A pid that has ended takes the
+ * signal and ignores it. Works from outside threads (from: 0).
+ * Errors: -ESRCH [misuse] (never a pid of this runtime), -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_kill(weft_pid pid, intptr_t reason);
+
+/* Sets whether the caller traps exit signals (nonzero: they arrive as
+ * WEFT_TAG_EXIT messages). Returns the previous setting (0 or 1), or
+ * -EPERM [misuse] (not a process or actor). */
+WEFT_API int weft_trap_exits(int on);
+
+/* Monitors pid: when it ends, the caller receives one WEFT_TAG_DOWN message
+ * with its reason and *ref; if pid is not alive, at once, with reason
+ * WEFT_EXIT_NOPROC. Monitoring is one-way and can be stacked.
+ * Errors: -EINVAL [misuse] (ref NULL), -ESRCH [misuse] (never a pid of this
+ * runtime), -EPERM [misuse] (not a process or actor), -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_monitor(weft_pid pid, uint64_t *ref);
+
+/* Ends the monitor ref; a DOWN message of it already in the caller's
+ * mailbox is removed. Errors: -ENOENT [misuse] (not one of the caller's
+ * monitors), -EPERM [misuse] (not a process or actor), -ESHUTDOWN. */
+WEFT_API int weft_demonitor(uint64_t ref);
+
+/* Makes pid the owner of channel ch: when pid ends, ch is closed (as
+ * weft_chan_close), so that receivers learn that their producer is gone.
+ * Errors: -EBADF [misuse] (bad channel), -ESRCH (pid is not alive),
+ * -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_chan_set_owner(weft_chan ch, weft_pid pid);
+
+/* ---- Registry ---------------------------------------------------------------------- */
+
+/* Names pid (a process or an actor) until it ends or the name is
+ * unregistered. name: 1..WEFT_NAME_MAX-1 bytes, copied.
+ * Errors: -EEXIST (the name is taken), -EBUSY (pid already has a name),
+ * -ESRCH (pid is not alive), -EINVAL [misuse] (name NULL, empty or too
+ * long), -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_register(const char *name, weft_pid pid);
+/* Errors: -ENOENT (no such name), -EINVAL [misuse], -ESHUTDOWN. */
+WEFT_API int weft_unregister(const char *name);
+/* Stores the pid registered under name in *pid. Errors: -ENOENT, -EINVAL
+ * [misuse] (name or pid NULL), -ESHUTDOWN. */
+WEFT_API int weft_whereis(const char *name, weft_pid *pid);
+
+/* ---- Supervisors ------------------------------------------------------------------ */
+
+/* A supervisor is a process that starts children, links to them, traps
+ * their exits and restarts them by its strategy:
+ *  - ONE_FOR_ONE: only the child that ended is restarted;
+ *  - ONE_FOR_ALL: every other child is stopped, then all are restarted;
+ *  - REST_FOR_ONE: the children started after it are stopped, then it and
+ *    they are restarted, in order.
+ * Restart kinds: PERMANENT children are always restarted, TRANSIENT ones
+ * only after an abnormal exit (not NORMAL or SHUTDOWN), TEMPORARY never.
+ * Intensity: more than max_restarts restarts within period ns make the
+ * supervisor stop its children and end with reason WEFT_EXIT_SHUTDOWN
+ * (its own supervisor, if any, then acts). Consecutive restarts of one
+ * child wait backoff_min ns, doubling up to backoff_max, with +-25% jitter
+ * (0: restart at once). Stopping a child (its supervisor stops, or the
+ * strategy demands it): an exit signal WEFT_EXIT_SHUTDOWN, then WEFT_EXIT_KILL
+ * if it has not ended after the child's shutdown ns (WEFT_FOREVER: wait).
+ * Children stop in the reverse of their start order. Requests sent to the
+ * supervisor while it restarts children stay in its mailbox and are
+ * answered. */
+enum { WEFT_ONE_FOR_ONE = 1, WEFT_ONE_FOR_ALL = 2, WEFT_REST_FOR_ONE = 3 };
+enum { WEFT_PERMANENT = 1, WEFT_TRANSIENT = 2, WEFT_TEMPORARY = 3 };
+
+typedef struct weft_child_spec {
+    const char *name;  /* required, unique within the supervisor */
+    /* How to start the child, one of:
+     *  - start(arg, &pid): called in the supervisor, must spawn the child
+     *    linked to the caller (opts.link = 1) and store its pid; returns 0
+     *    or a negative code (counted as a failed start);
+     *  - fn and arg: a process running fn(arg), spawned linked. */
+    int (*start)(void *arg, weft_pid *pid);
+    weft_proc_fn fn;
+    void *arg;
+    int restart;       /* WEFT_PERMANENT (0 means PERMANENT), TRANSIENT, TEMPORARY */
+    int64_t shutdown;  /* ns granted to stop before a kill; 0: kill at once; WEFT_FOREVER */
+} weft_child_spec;
+
+typedef struct weft_sup_spec {
+    const char *name;          /* diagnostics, or NULL */
+    int strategy;              /* WEFT_ONE_FOR_ONE, ... */
+    unsigned max_restarts;     /* intensity: restarts allowed in period (0: none) */
+    int64_t period;            /* ns */
+    int64_t backoff_min, backoff_max; /* ns between restarts of one child */
+    const weft_child_spec *children;  /* copied by weft_sup_start */
+    size_t nchildren;
+} weft_sup_spec;
+
+/* Starts a supervisor process with spec's children, started in order (if
+ * one fails to start, those started are stopped and the error returned),
+ * and stores its pid. From a process or actor with link nonzero, the
+ * supervisor is linked to the caller. Errors: -EINVAL [misuse] (spec or pid
+ * NULL, unknown strategy or restart kind, zero children, a child without a
+ * name or way to start, duplicate names, period <= 0 with max_restarts > 0),
+ * the error of a child's start, -ENOMEM, -ECANCELED, -ESHUTDOWN. */
+WEFT_API int weft_sup_start(weft_pid *pid, const weft_sup_spec *spec, int link);
+
+/* A child spec's start for a nested supervisor: arg is a weft_sup_spec. */
+WEFT_API int weft_sup_start_child(void *spec, weft_pid *pid);
+
+/* Stops the supervisor: its children in reverse start order, each granted
+ * its shutdown time, then the supervisor, which ends with WEFT_EXIT_SHUTDOWN.
+ * Waits until it has ended or the deadline. Errors: -ESRCH (not a
+ * supervisor that is alive), -ETIMEDOUT, -EPERM [misuse] (from an actor's
+ * handler), -ECANCELED, -ESHUTDOWN. */
+WEFT_API int weft_sup_stop(weft_pid sup, int64_t deadline);
+
+/* The pid of sup's child named name now (0 while it is being restarted,
+ * -ENOENT if no child has that name), asked of the supervisor by a call.
+ * Errors: those of weft_call, -ENOENT, -EINVAL [misuse] (name or pid NULL). */
+WEFT_API int weft_sup_which(weft_pid sup, const char *name, weft_pid *pid, int64_t deadline);
+
+/* Restarts counted so far by sup (for tests and monitoring), or an error of
+ * weft_call. */
+WEFT_API long weft_sup_restarts(weft_pid sup, int64_t deadline);
 
 /* ---- Diagnostics ---------------------------------------------------------------- */
 

@@ -133,6 +133,8 @@ static inline void note_user(struct weft__chan *c, weft_pid me)
 static inline void handoff_finish(struct weft__worker *w, struct weft__handoff *h)
 {
     struct weft__chan_op *peer = h->peer;
+    if (weft__unlikely(h->wake_senders))
+        weft__handoff_wake_senders(h->wake_senders);
     if (!peer)
         return;
     if (h->n)
@@ -381,13 +383,17 @@ static inline __attribute__((always_inline)) int chan_op(struct weft__worker *wo
     }
     struct weft__handoff h;
     h.peer = NULL;
+    h.wake_senders = NULL;
     weft_pid me = self ? self->pid : 0;
     if (send ? try_send(c, elem, me, &err, &h) : try_recv(c, elem, me, &err, &h)) {
         weft__spin_unlock(&c->lock);
         handoff_finish(worker, &h);
         return err;
     }
-    return block(worker, self, c, send, ch, elem, deadline);
+    err = block(worker, self, c, send, ch, elem, deadline);
+    if (weft__unlikely(err == -ECANCELED) && self)
+        weft__kill_point();
+    return err;
 }
 
 int weft_chan_send(weft_chan ch, const void *elem, size_t size, int64_t deadline)
@@ -406,21 +412,25 @@ int weft_chan_recv(weft_chan ch, void *elem, size_t size, int64_t deadline)
     WEFT__FROM_ANYWHERE(chan_op(worker, self, false, ch, elem, size, deadline));
 }
 
-static int chan_close(weft_chan ch)
+/* quiet: an owner's end closes its channels; one already closed or gone is
+ * no misuse then. */
+static int chan_close_as(weft_chan ch, bool quiet)
 {
-    weft__det_point();
     struct weft__chan *c = weft__chan_find(ch);
     if (!c)
-        return weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
+        return quiet ? -EBADF
+                     : weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
     weft__spin_lock(&c->lock);
     if (c->handle != ch) {
         weft__spin_unlock(&c->lock);
-        return weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
+        return quiet ? -EBADF
+                     : weft__misuse(-EBADF, "weft_chan_close: no channel %#llx", (unsigned long long)ch);
     }
     if (c->closed) {
         weft__spin_unlock(&c->lock);
-        return weft__misuse(-EPIPE, "weft_chan_close: channel %#llx is already closed",
-                            (unsigned long long)ch);
+        return quiet ? -EPIPE
+                     : weft__misuse(-EPIPE, "weft_chan_close: channel %#llx is already closed",
+                                    (unsigned long long)ch);
     }
     __atomic_store_n(&c->closed, true, __ATOMIC_RELAXED);
     /* Before the queues empty: a lock-free check that sees them empty then
@@ -430,6 +440,17 @@ static int chan_close(weft_chan ch)
     weft__spin_unlock(&c->lock);
     wake_all(woken, -EPIPE);
     return 0;
+}
+
+static int chan_close(weft_chan ch)
+{
+    weft__det_point();
+    return chan_close_as(ch, false);
+}
+
+int weft__chan_close_quiet(weft_chan ch)
+{
+    return chan_close_as(ch, true);
 }
 
 int weft_chan_close(weft_chan ch)

@@ -50,6 +50,7 @@ struct weft__handoff {
     void *dst;
     const void *src;
     size_t n;
+    void *wake_senders;  /* a mailbox case: senders to wake (mailbox.c) */
 };
 
 /* The block named by handle ch, unlocked and unchecked (see chan.c), or NULL. */
@@ -82,6 +83,8 @@ void weft__handoff_finish(struct weft__handoff *h);
 /* With c locked: queues op / removes it if it is still queued. */
 void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op);
 void weft__chan_disarm(struct weft__chan *c, bool send, struct weft__chan_op *op);
+/* Closes ch for its owner's end (no misuse report): 0, -EPIPE, -EBADF. */
+int weft__chan_close_quiet(weft_chan ch);
 /* Frees every channel block (runtime stop). */
 void weft__chan_pool_term(void);
 
@@ -114,5 +117,23 @@ static inline bool weft__chan_full_unlocked(struct weft__chan *c, uint64_t ch, s
     return full && !__atomic_load_n(&c->closed, __ATOMIC_RELAXED) &&
            __atomic_load_n(&c->handle, __ATOMIC_RELAXED) == ch;
 }
+
+/* A kind of select case (select.c). find stores the case's object (unlocked)
+ * in *obj and returns 0, or -EBADF, or another error it can see without the
+ * lock; the other calls run with lock(obj) held. recheck: a wake-up only
+ * says that something arrived, and the case must be tried again. */
+struct weft__case_kind {
+    int (*find)(const weft_case *c, void **obj);
+    weft__spinlock *(*lock)(void *obj);
+    int (*check)(void *obj, const weft_case *c);
+    bool (*try)(void *obj, weft_case *c, weft_pid me, int *status, struct weft__handoff *h);
+    void (*arm)(void *obj, weft_case *c, struct weft__chan_op *op);
+    void (*disarm)(void *obj, weft_case *c, struct weft__chan_op *op);
+    bool recheck;
+};
+
+/* mailbox.c */
+extern const struct weft__case_kind weft__msg_case_kind;
+void weft__handoff_wake_senders(void *senders);
 
 #endif

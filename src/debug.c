@@ -180,7 +180,11 @@ static void take(struct weft__proc *p, void *arg)
         break;
     case WEFT__WHY_SELECT:
         for (size_t i = 0; i < e->ncases; i++)
-            add_edge(e, chan_peer(e->cases[i].handle, e->pid));
+            if (e->cases[i].kind != WEFT_CASE_MSG)
+                add_edge(e, chan_peer(e->cases[i].handle, e->pid));
+        break;
+    case WEFT__WHY_MBOX_SEND:
+        add_edge(e, e->obj);
         break;
     default:
         break;
@@ -230,14 +234,29 @@ static void print_wait(struct out *o, struct snapshot *s, struct entry *e)
     case WEFT__WHY_SELECT: {
         size_t shown = 0;
         out_printf(o, "select over");
-        for (size_t i = 0; i < e->ncases; i++)
+        for (size_t i = 0; i < e->ncases; i++) {
+            if (e->cases[i].kind == WEFT_CASE_MSG) {
+                out_printf(o, "%s its mailbox", shown++ ? "," : "");
+                continue;
+            }
             out_printf(o, "%s %s channel %#llx", shown++ ? "," : "",
                        e->cases[i].kind == WEFT_CASE_SEND ? "send on" : "receive on",
                        (unsigned long long)e->cases[i].handle);
+        }
         if (!shown)
             out_printf(o, " no enabled case");
         break;
     }
+    case WEFT__WHY_RECV:
+        out_printf(o, "receiving from its mailbox");
+        break;
+    case WEFT__WHY_MBOX_SEND:
+        out_printf(o, "sending to the full mailbox of %s (pid %#llx)", name_of(s, e->obj),
+                   (unsigned long long)e->obj);
+        break;
+    case WEFT__WHY_ACTORS:
+        out_printf(o, "an idle actor runner, waiting for actors to run");
+        break;
     default:
         out_printf(o, "waiting");
         break;

@@ -162,6 +162,36 @@ static void *acquire_below(uint64_t handle, int type, uint64_t limit, int *err)
     }
 }
 
+void *weft__handle_acquire_any(uint64_t handle, int type_a, int type_b, int *type)
+{
+    struct slot *s = slot_at((uint32_t)handle);
+    if (!s || (uint32_t)handle == 0)
+        return NULL;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        int t = (int)((st >> TYPE_SHIFT) & 0xFF);
+        if (st >> 32 != handle >> 32 || (st & REFS_MASK) == 0 || (t != type_a && t != type_b) ||
+            (st & REFS_MASK) >= REFS_MASK)
+            return NULL;
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + 1, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            *type = t;
+            return atomic_load_explicit(&s->obj, memory_order_relaxed);
+        }
+    }
+}
+
+bool weft__handle_was_live(uint64_t handle)
+{
+    struct slot *s = slot_at((uint32_t)handle);
+    if (!s || (uint32_t)handle == 0)
+        return false;
+    uint64_t gen = atomic_load_explicit(&s->state, memory_order_acquire) >> 32;
+    uint64_t hgen = handle >> 32;
+    /* Same runtime (epoch), and an earlier use of the slot. */
+    return hgen >> 24 == gen >> 24 && (hgen & 0xFFFFFF) != 0 && (hgen & 0xFFFFFF) < (gen & 0xFFFFFF);
+}
+
 void *weft__handle_acquire(uint64_t handle, int type)
 {
     int err;

@@ -128,7 +128,7 @@ const char *weft__stack_guard_kind(void);
 
 /* ---- handle ---------------------------------------------------------------- */
 
-enum weft__handle_type { WEFT__HANDLE_PROC = 1, WEFT__HANDLE_CHAN = 2 };
+enum weft__handle_type { WEFT__HANDLE_PROC = 1, WEFT__HANDLE_CHAN = 2, WEFT__HANDLE_ACTOR = 3 };
 
 /* A worker's private cache of free slot indices. */
 struct weft__handle_cache {
@@ -142,6 +142,11 @@ int weft__handle_alloc(struct weft__handle_cache *cache, void *obj, int type, ui
 /* Takes a reference: returns the object, or NULL if the handle is stale,
  * forged, of another type or has no references left. */
 void *weft__handle_acquire(uint64_t handle, int type);
+/* weft__handle_acquire for a handle of either type; stores which in *type. */
+void *weft__handle_acquire_any(uint64_t handle, int type_a, int type_b, int *type);
+/* handle named a live object of this runtime once, and no longer does (a
+ * stale handle, as opposed to a forged one). */
+bool weft__handle_was_live(uint64_t handle);
 /* Takes a reference that its holder keeps (weft_chan_retain): 0, -EBADF as
  * weft__handle_acquire, or -EOVERFLOW once WEFT__HANDLE_KEPT_MAX are held,
  * which leaves room below the count's limit for the references that calls
@@ -258,7 +263,10 @@ enum weft__why {
     WEFT__WHY_JOIN,       /* obj: the pid joined */
     WEFT__WHY_CHAN_SEND,  /* obj: the channel */
     WEFT__WHY_CHAN_RECV,
-    WEFT__WHY_SELECT      /* cases, ncases: the select's array */
+    WEFT__WHY_SELECT,     /* cases, ncases: the select's array */
+    WEFT__WHY_RECV,       /* obj unused: a receive from its own mailbox */
+    WEFT__WHY_MBOX_SEND,  /* obj: the pid whose full mailbox it waits on */
+    WEFT__WHY_ACTORS      /* an actor runner waiting for actors to run */
 };
 
 struct weft__waiter {
@@ -281,6 +289,22 @@ static inline void weft__wait_why(struct weft__waiter *w, enum weft__why why, ui
     atomic_store_explicit(&w->why, (int)why, memory_order_relaxed);
     atomic_store_explicit(&w->why_obj, obj, memory_order_relaxed);
 }
+
+/* link.c: the waiting side of the exit signals' barrier. A killer sets
+ * kill_pending and then runs a process-wide barrier (membarrier) before it
+ * looks at the wait, so that a waiter needs only a compiler barrier between
+ * opening its wait and reading kill_pending; where membarrier is missing,
+ * waiters take a full fence instead. */
+extern atomic_bool weft__kill_fence_full;
+static inline void weft__kill_fence(void)
+{
+    if (weft__unlikely(atomic_load_explicit(&weft__kill_fence_full, memory_order_relaxed)))
+        atomic_thread_fence(memory_order_seq_cst);
+    else
+        atomic_signal_fence(memory_order_seq_cst);
+}
+/* Sets up the barrier (at the runtime's start). */
+void weft__kill_barrier_init(void);
 
 /* The waiter of the calling process or thread. */
 struct weft__waiter *weft__waiter_self(void);
@@ -385,6 +409,8 @@ struct weft__worker {
     struct weft__stack_cache stacks;
     struct weft__handle_cache handles;
     struct weft__proc *free_procs;             /* cache of process blocks */
+    struct weft__msg *free_msgs;               /* cache of small message blocks */
+    uint32_t free_msg_count;
     uint32_t free_proc_count;
     atomic_long spawned, exited;               /* written by this worker only */
 
@@ -486,6 +512,82 @@ void weft__sched_notify(bool fenced);
 /* A timer was armed for when: wakes a parked worker that would sleep past it. */
 void weft__sched_timer_armed(int64_t when);
 
+/* ---- mbox: every process and actor has a mailbox (mailbox.c, msg.c) -------- */
+
+/* A message block: this header, then the payload (16-byte aligned). A weft
+ * buffer (weft_buf_alloc) is the payload of a block not yet sent. */
+struct weft__msg {
+    struct weft__msg *next;
+    int tag;
+    uint32_t flags;            /* WEFT__MSG_* */
+    weft_pid from;
+    uint64_t ref;
+    intptr_t reason;
+    size_t size;               /* payload bytes */
+};
+enum {
+    WEFT__MSG_REPLY = 1,       /* from weft_reply: dropped unless its call waits */
+    WEFT__MSG_SIGNAL = 2       /* an exit signal to an actor (reason), not a message */
+};
+#define WEFT__MSG_DATA(m) ((void *)((char *)(m) + sizeof(struct weft__msg)))
+#define WEFT__MSG_OF(data) ((struct weft__msg *)(void *)((char *)(data) - sizeof(struct weft__msg)))
+
+/* msg.c: blocks come from the allocation hook through a per-worker cache. */
+struct weft__msg *weft__msg_alloc(size_t size);
+void weft__msg_free(struct weft__msg *m);
+void weft__msg_free_list(struct weft__msg *m);
+void weft__msg_cache_flush(struct weft__worker *w);
+/* Fills a public weft_msg from a block (which it then owns). */
+void weft__msg_expose(struct weft__msg *m, weft_msg *out);
+
+/* The rarely used parts of a mailbox's owner, allocated on first use. */
+struct weft__mbox_ext;
+
+/* The shared part of a mailbox, first in every process and actor. Senders
+ * append under lock; the owner takes the whole list at once. */
+struct weft__mbox {
+    weft__spinlock lock;
+    uint32_t flags;                  /* WEFT__MBOX_*, under lock */
+    struct weft__msg *head, *tail;   /* arrived, not yet taken by the owner */
+    atomic_uint count;               /* messages queued (shared and taken) */
+    uint32_t capacity;               /* 0: unbounded */
+    struct weft__mbox_ext *ext;      /* under lock; NULL until needed */
+};
+enum {
+    WEFT__MBOX_DEAD = 1,       /* its owner has ended: sends are dropped */
+    WEFT__MBOX_TRAP = 2,       /* exit signals become messages */
+    WEFT__MBOX_ACTOR = 4,      /* the owner is a weft__actor */
+    WEFT__MBOX_QUEUED = 8,     /* actor: in a run queue or running */
+    WEFT__MBOX_WAITING = 16,   /* process: a receive waits (wait_ticket) */
+    WEFT__MBOX_SENDERS = 32    /* senders wait for room (ext->senders) */
+};
+
+/* A process's own view of its mailbox (touched only by the process). */
+struct weft__mail {
+    struct weft__msg *head, *tail;   /* taken from the shared list, in order */
+    /* Resume point of selective receive: the messages up to and including
+     * scan_after were checked against scan_match and not taken. */
+    struct weft__msg *scan_after;
+    weft_match scan_match;
+    bool scan_valid;
+    unsigned wait_ticket;            /* under mbox.lock while WAITING */
+    int wait_index;                  /* the select case it fires (0: a receive) */
+    uint64_t awaiting_ref;           /* the call waiting for a reply, or 0 */
+};
+
+void weft__mbox_init(struct weft__mbox *mb, uint32_t flags, size_t capacity);
+/* The owner of mb (pid) ended with reason: drops its messages, closes it
+ * to senders, then signals links and monitors, closes owned channels and
+ * frees its name. mail: the process's own list (NULL for an actor). */
+void weft__mbox_die(struct weft__mbox *mb, weft_pid pid, intptr_t reason, struct weft__mail *mail);
+/* actor.c */
+struct weft__actor;
+weft_pid weft__actor_pid(const struct weft__actor *a);
+/* weft_exit in the handler p runs: the actor ends after it. */
+void weft__actor_exit_request(struct weft__proc *p, intptr_t reason);
+/* link.c: links a new child (not yet running) with the caller; 0 or -ENOMEM. */
+int weft__link_spawned(struct weft__mbox *child, weft_pid child_pid);
+
 /* ---- proc ------------------------------------------------------------------ */
 
 /* A process. Fields marked [sched] belong to the scheduler layers. */
@@ -515,6 +617,12 @@ struct weft__proc {
     int failure;                       /* -ENOMEM: it never ran for want of a stack */
     const char *site;                  /* where it was spawned ("file:line"), or NULL */
     bool is_main;                      /* weft_run's main process */
+    struct weft__mbox mbox;            /* [mbox] its mailbox, shared part */
+    struct weft__mail mail;            /* [mbox] its own part */
+    struct weft__actor *acting;        /* [actor] the actor whose handler it runs */
+    bool no_block;                     /* [actor] in a handler: waits fail */
+    atomic_bool kill_pending;          /* [link] an exit signal ends it */
+    intptr_t kill_reason;              /* [link] written before kill_pending */
     uint64_t det_priority;             /* [det] PCT priority, 0 until first runnable */
     bool det_queued;                   /* [det] in det.c's runnable set */
     char name[WEFT_NAME_MAX];
@@ -529,6 +637,13 @@ enum {
 
 /* The calling process, or NULL on a thread outside the runtime. */
 struct weft__proc *weft__proc_current(void);
+/* Drops n references to p's pid (freeing p with the last). */
+void weft__proc_release(struct weft__proc *p, uint32_t n);
+/* Ends process p (the caller) with result, as weft_exit. */
+_Noreturn void weft__proc_finish(struct weft__proc *p, intptr_t result);
+/* A process that an exit signal has killed ends here: called by blocking
+ * calls when their wait failed with -ECANCELED. */
+void weft__kill_point(void);
 static inline bool weft__in_proc(void)
 {
     return weft__proc_current() != NULL;

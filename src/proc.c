@@ -67,6 +67,11 @@ static void proc_release(struct weft__proc *p, uint32_t n)
     release_on(weft__worker_current(), p, n);
 }
 
+void weft__proc_release(struct weft__proc *p, uint32_t n)
+{
+    proc_release(p, n);
+}
+
 /* Takes a reference on the process named by pid, or NULL if there is none:
  * a joined process is gone for every call, even while its block lingers
  * until it has left its stack. */
@@ -104,6 +109,7 @@ static void on_exit_switched(struct weft__worker *w, struct weft__proc *p)
 static void on_unstarted(struct weft__worker *w, struct weft__proc *p)
 {
     p->result = 0;
+    weft__mbox_die(&p->mbox, p->pid, -ENOMEM, &p->mail);
     mark_dead(p);
 }
 
@@ -116,8 +122,22 @@ static void install_hooks(void)
 _Noreturn static void finish(struct weft__proc *p, intptr_t result)
 {
     p->result = result;
+    /* Links, monitors and owned channels learn of the end before a joiner. */
+    weft__mbox_die(&p->mbox, p->pid, result, &p->mail);
     mark_dead(p);
     weft__sched_exit();
+}
+
+_Noreturn void weft__proc_finish(struct weft__proc *p, intptr_t result)
+{
+    finish(p, result);
+}
+
+void weft__kill_point(void)
+{
+    struct weft__proc *p = weft__proc_current();
+    if (p && !p->acting && atomic_load_explicit(&p->kill_pending, memory_order_acquire))
+        finish(p, p->kill_reason);
 }
 
 void weft__proc_main(struct weft__proc *p)
@@ -174,6 +194,8 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
         return weft__misuse(-EINVAL, "weft_spawn: fn is NULL");
     if (!pid && !opts->detached)
         return weft__misuse(-EINVAL, "weft_spawn: pid is NULL for a joinable process");
+    if (opts->link && !weft__in_proc())
+        return weft__misuse(-EPERM, "weft_spawn: link from outside any process");
     int cls = opts->stack_size == weft__rt.default_stack ? weft__rt.default_stack_class
                                                          : weft__stack_class(opts->stack_size);
     if (cls < 0)
@@ -218,6 +240,12 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->is_main = is_main;
     p->det_priority = 0;
     p->det_queued = false;
+    weft__mbox_init(&p->mbox, opts->trap_exits ? WEFT__MBOX_TRAP : 0, opts->mailbox_capacity);
+    memset(&p->mail, 0, sizeof p->mail);
+    p->acting = NULL;
+    p->no_block = false;
+    atomic_store_explicit(&p->kill_pending, false, memory_order_relaxed);
+    p->kill_reason = 0;
     atomic_store_explicit(&p->waiter.why, WEFT__WHY_NONE, memory_order_relaxed);
     atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,
                           memory_order_relaxed);
@@ -230,6 +258,11 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     err = weft__handle_alloc(w ? &w->handles : NULL, p, WEFT__HANDLE_PROC,
                              opts->detached ? 1 : 2, &p->pid);
     if (err) {
+        proc_free(w, p);
+        goto fail;
+    }
+    if (opts->link && (err = weft__link_spawned(&p->mbox, p->pid)) != 0) {
+        weft__handle_release(w ? &w->handles : NULL, p->pid, opts->detached ? 1 : 2);
         proc_free(w, p);
         goto fail;
     }
@@ -310,9 +343,17 @@ joined:
 }
 
 
+static int join_killable(weft_pid pid, intptr_t *result, int64_t deadline)
+{
+    int err = join(pid, result, deadline);
+    if (err == -ECANCELED)
+        weft__kill_point();
+    return err;
+}
+
 int weft_join(weft_pid pid, intptr_t *result, int64_t deadline)
 {
-    WEFT__FROM_ANYWHERE(join(pid, result, deadline));
+    WEFT__FROM_ANYWHERE(join_killable(pid, result, deadline));
 }
 
 static int detach(weft_pid pid)
@@ -349,7 +390,7 @@ int weft_detach(weft_pid pid)
 weft_pid weft_self(void)
 {
     struct weft__proc *p = weft__proc_current();
-    return p ? p->pid : 0;
+    return p ? p->acting ? weft__actor_pid(p->acting) : p->pid : 0;
 }
 
 int weft_worker_id(void)
@@ -368,6 +409,7 @@ int weft_yield(void)
         return 0;
     }
     weft__sched_yield(w);
+    weft__kill_point();
     return atomic_load_explicit(&weft__rt.state, memory_order_relaxed) == WEFT__RT_STOPPING
                ? -ECANCELED : 0;
 }
@@ -383,8 +425,12 @@ static int sleep_until(int64_t deadline)
 
 int weft_sleep(int64_t deadline)
 {
-    if (weft__proc_current())
-        return sleep_until(deadline);
+    if (weft__proc_current()) {
+        int err = sleep_until(deadline);
+        if (err == -ECANCELED)
+            weft__kill_point();
+        return err;
+    }
     /* A thread sleeping while a runtime runs counts as inside it (its
      * shutdown cancels the sleep; the deadlock detector sees the thread). */
     int err = weft__outside_enter(true);
@@ -407,6 +453,10 @@ int weft_exit(intptr_t result)
     struct weft__proc *p = weft__proc_current();
     if (!p)
         return weft__misuse(-EPERM, "weft_exit: not called from a process");
+    if (p->acting) { /* an actor's handler: it ends when the handler returns */
+        weft__actor_exit_request(p, result);
+        return 0;
+    }
     finish(p, result);
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "actor.h"
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Set (under lifecycle_lock) while weft_run owns the runtime: only weft_run
@@ -150,6 +151,8 @@ static int start(const weft_config *cfg, bool by_run)
     int err = weft__handle_table_init();
     if (!err)
         err = weft__proc_layer_init();
+    if (!err)
+        weft__kill_barrier_init();
     /* Deterministic mode is on before the scheduler starts its thread. */
     if (!err && schedule != WEFT_SCHEDULE_THREADS)
         err = weft__det_start(cfg, schedule, seed);
@@ -231,7 +234,9 @@ static int stop(int64_t deadline, bool by_run)
         weft__futex_wait(&weft__rt.stop_futex, seen, until);
     }
     weft__debug_stop();
+    weft__actor_stop_all();
     weft__proc_reap_all();
+    weft__registry_term();
     weft__chan_pool_term();
     weft__sched_stop();
     if (atomic_load(&weft__det_on))

@@ -906,6 +906,7 @@ static void worker_term(struct weft__worker *w)
 {
     weft__overflow_stack_free(w);
     weft__proc_cache_flush(w);
+    weft__msg_cache_flush(w);
     weft__stack_cache_flush(&w->stacks);
     weft__handle_cache_flush(&w->handles);
     weft__timer_heap_term(&w->timers);

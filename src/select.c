@@ -23,17 +23,7 @@
 
 #include "chan.h"
 
-/* A kind of case. find stores the case's object (unlocked) in *obj and
- * returns 0, or -EBADF, or another error it can see without the lock; the
- * other calls run with lock(obj) held. */
-struct case_kind {
-    int (*find)(const weft_case *c, void **obj);
-    weft__spinlock *(*lock)(void *obj);
-    int (*check)(void *obj, const weft_case *c);
-    bool (*try)(void *obj, weft_case *c, weft_pid me, int *status, struct weft__handoff *h);
-    void (*arm)(void *obj, weft_case *c, struct weft__chan_op *op);
-    void (*disarm)(void *obj, weft_case *c, struct weft__chan_op *op);
-};
+#define case_kind weft__case_kind
 
 /* ---- channel cases ---------------------------------------------------------------- */
 
@@ -90,12 +80,21 @@ static void recv_disarm(void *obj, weft_case *c, struct weft__chan_op *op)
     weft__chan_disarm(obj, false, op);
 }
 
-enum { KINDS = WEFT_CASE_RECV + 1 };
+enum { KINDS = WEFT_CASE_MSG + 1 };
 
-static const struct case_kind kinds[KINDS] = {
-    [WEFT_CASE_SEND] = {chan_find, chan_lock, chan_check, send_try, send_arm, send_disarm},
-    [WEFT_CASE_RECV] = {chan_find, chan_lock, chan_check, recv_try, recv_arm, recv_disarm},
+static const struct case_kind chan_send_kind = {chan_find, chan_lock, chan_check, send_try,
+                                                send_arm, send_disarm, false};
+static const struct case_kind chan_recv_kind = {chan_find, chan_lock, chan_check, recv_try,
+                                                recv_arm, recv_disarm, false};
+
+static const struct case_kind *const kinds[KINDS] = {
+    [WEFT_CASE_SEND] = &chan_send_kind,
+    [WEFT_CASE_RECV] = &chan_recv_kind,
+    [WEFT_CASE_MSG] = &weft__msg_case_kind,
 };
+
+/* wait_all's answer when a recheck case was woken but found nothing. */
+enum { RETRY = -1000 };
 
 /* ---- the algorithm -------------------------------------------------------------------- */
 
@@ -119,7 +118,7 @@ struct selection {
 
 static const struct case_kind *kind_of(const weft_case *c)
 {
-    return &kinds[c->kind];
+    return kinds[c->kind];
 }
 
 static void shuffle(uint32_t *order, uint32_t m)
@@ -263,6 +262,20 @@ static int wait_all(struct selection *s, int64_t deadline)
         if ((int)s->order[k] == r)
             c->result = a->op.status;
     }
+    if (r >= 0 && kind_of(&s->cases[r])->recheck) {
+        /* Something arrived for that case: take it, or wait again. */
+        uint32_t k = 0;
+        while (s->order[k] != (uint32_t)r)
+            k++;
+        struct armed *a = &s->armed[k];
+        struct weft__handoff h = {0};
+        weft__spin_lock(a->lock);
+        bool done = kind_of(&s->cases[r])->try(a->obj, &s->cases[r], s->me, &s->cases[r].result, &h);
+        weft__spin_unlock(a->lock);
+        weft__handoff_finish(&h);
+        if (!done)
+            return RETRY;
+    }
     return r;
 }
 
@@ -303,9 +316,11 @@ static int select_cases(weft_case *cases, size_t n, int policy, int64_t deadline
     } else {
         if (policy == WEFT_SELECT_FAIR)
             shuffle(s.order, s.m);
-        r = try_each(&s);
-        if (r == -1)
-            r = deadline == 0 ? -ETIMEDOUT : wait_all(&s, deadline);
+        do {
+            r = try_each(&s);
+            if (r == -1)
+                r = deadline == 0 ? -ETIMEDOUT : wait_all(&s, deadline);
+        } while (r == RETRY);
     }
     if (mem)
         weft__free(mem, bytes);
@@ -322,14 +337,18 @@ int weft_select(weft_case *cases, size_t n, int policy, int64_t deadline)
     for (size_t i = 0; i < n; i++) {
         if (cases[i].disabled)
             continue;
-        if (cases[i].kind <= 0 || cases[i].kind >= KINDS || !kinds[cases[i].kind].find)
+        if (cases[i].kind <= 0 || cases[i].kind >= KINDS || !kinds[cases[i].kind])
             return weft__misuse(-EINVAL, "weft_select: case %zu has unknown kind %d", i,
                                 cases[i].kind);
         if (!cases[i].buf)
             return weft__misuse(-EINVAL, "weft_select: case %zu has a NULL buffer", i);
     }
-    if (weft__in_proc())
-        return select_cases(cases, n, policy, deadline);
+    if (weft__in_proc()) {
+        int r = select_cases(cases, n, policy, deadline);
+        if (r == -ECANCELED)
+            weft__kill_point();
+        return r;
+    }
     int err = weft__outside_enter(true);
     if (err)
         return err;

@@ -106,6 +106,14 @@ static bool settle_early(struct weft__waiter *w, unsigned ticket, int64_t deadli
 {
     if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING)
         return weft__wait_claim(w, ticket, -ECANCELED);
+    if (w->proc) {
+        /* An exit signal sets kill_pending, then cancels an open wait: the
+         * store of the open ticket above and this load are ordered against
+         * it by the killer's process-wide barrier (link.c). */
+        weft__kill_fence();
+        if (weft__unlikely(atomic_load_explicit(&w->proc->kill_pending, memory_order_relaxed)))
+            return weft__wait_claim(w, ticket, -ECANCELED);
+    }
     if (deadline == 0 || (deadline > 0 && deadline <= weft_now()))
         return weft__wait_claim(w, ticket, -ETIMEDOUT);
     return false;
@@ -177,6 +185,9 @@ int weft__wait_on(struct weft__worker *worker, struct weft__waiter *w, int64_t d
     int result;
     if (!w->proc)
         result = wait_thread(w, ticket, deadline);
+    else if (weft__unlikely(w->proc->no_block) && deadline != 0 &&
+             weft__wait_claim(w, ticket, -EPERM))
+        result = weft__misuse(-EPERM, "a blocking weft call in an actor's handler");
     else if (settle_early(w, ticket, deadline))
         result = w->result;
     else

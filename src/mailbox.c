@@ -1,0 +1,698 @@
+/* mailbox.c: sending to a pid, and a process's receive (plain, selective,
+ * or as a case of select).
+ *
+ * A mailbox is two lists. Senders append to the shared one under the
+ * mailbox's spinlock; the owner moves it whole to its own list (struct
+ * weft__mail) and scans that one without the lock, so a long selective
+ * receive never holds senders up. Per-sender order holds because appends
+ * are ordered by the lock and the move keeps order.
+ *
+ * Waking: a process about to wait sets WAITING with its ticket under the
+ * lock; the sender that appends next clears it and wakes that ticket after
+ * unlocking (a late wake names a wait that is over, and fails its claim).
+ * An actor is QUEUED while it is in a run queue or running: the sender that
+ * finds it idle queues it (actor.c).
+ *
+ * Selective receive looks at each message once per receive: it keeps its
+ * place while it waits, so an arrival is checked alone. A receive with the
+ * same match as the previous one resumes after the last message that one
+ * checked (scan_after), so that taking replies out of a large mailbox is
+ * not quadratic. Replies (weft_reply) that no call waits for are dropped as
+ * they move to the owner's list.
+ */
+#include <string.h>
+
+#include "actor.h"
+#include "chan.h"
+
+/* ---- who a pid names ------------------------------------------------------------- */
+
+int weft__target_acquire(weft_pid pid, struct weft__target *t)
+{
+    int type;
+    void *obj = weft__handle_acquire_any(pid, WEFT__HANDLE_PROC, WEFT__HANDLE_ACTOR, &type);
+    if (!obj)
+        return weft__handle_was_live(pid) ? 1 : -ESRCH;
+    t->pid = pid;
+    if (type == WEFT__HANDLE_PROC) {
+        t->proc = obj;
+        t->actor = NULL;
+        t->mb = &t->proc->mbox;
+    } else {
+        t->proc = NULL;
+        t->actor = obj;
+        t->mb = &t->actor->mbox;
+    }
+    return 0;
+}
+
+void weft__target_release(struct weft__target *t)
+{
+    if (t->proc)
+        weft__proc_release(t->proc, 1);
+    else
+        weft__actor_release(t->actor);
+}
+
+bool weft__self_target(struct weft__target *t)
+{
+    struct weft__proc *p = weft__proc_current();
+    if (!p)
+        return false;
+    if (p->acting) {
+        t->actor = p->acting;
+        t->proc = NULL;
+        t->mb = &p->acting->mbox;
+        t->pid = p->acting->pid;
+    } else {
+        t->actor = NULL;
+        t->proc = p;
+        t->mb = &p->mbox;
+        t->pid = p->pid;
+    }
+    return true;
+}
+
+void weft__mbox_init(struct weft__mbox *mb, uint32_t flags, size_t capacity)
+{
+    atomic_store_explicit(&mb->lock.locked, 0, memory_order_relaxed);
+    mb->flags = flags;
+    mb->head = mb->tail = NULL;
+    atomic_store_explicit(&mb->count, 0, memory_order_relaxed);
+    mb->capacity = capacity > UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
+    mb->ext = NULL;
+}
+
+struct weft__mbox_ext *weft__mbox_ext(struct weft__mbox *mb)
+{
+    weft__spin_lock(&mb->lock);
+    struct weft__mbox_ext *ext = mb->ext;
+    weft__spin_unlock(&mb->lock);
+    if (ext)
+        return ext;
+    struct weft__mbox_ext *fresh = weft__calloc(sizeof *fresh);
+    if (!fresh)
+        return NULL;
+    weft__spin_lock(&mb->lock);
+    if (!mb->ext && !(mb->flags & WEFT__MBOX_DEAD)) {
+        mb->ext = fresh;
+        fresh = NULL;
+    }
+    ext = mb->ext;
+    weft__spin_unlock(&mb->lock);
+    if (fresh)
+        weft__free(fresh, sizeof *fresh);
+    return ext;
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+/* With mb locked: wakes up to n senders waiting for room (after the unlock,
+ * through *wake, a list the caller passes to wake_senders). */
+static struct weft__sender_wait *take_senders(struct weft__mbox *mb, uint32_t n)
+{
+    struct weft__mbox_ext *ext = mb->ext;
+    if (!(mb->flags & WEFT__MBOX_SENDERS) || !ext)
+        return NULL;
+    struct weft__sender_wait *taken = NULL, **tail = &taken;
+    while (n-- > 0 && ext->senders) {
+        struct weft__sender_wait *s = ext->senders;
+        ext->senders = s->next;
+        s->next = NULL;
+        *tail = s;
+        tail = &s->next;
+    }
+    if (!ext->senders)
+        mb->flags &= ~(uint32_t)WEFT__MBOX_SENDERS;
+    return taken;
+}
+
+static void wake_senders(struct weft__sender_wait *s)
+{
+    while (s) {
+        /* Read next before the wake: the waiter's record lives on its stack. */
+        struct weft__sender_wait *next = s->next;
+        weft__wake(s->waiter, s->ticket, 0);
+        s = next;
+    }
+}
+
+static void remove_sender(struct weft__mbox *mb, struct weft__sender_wait *me)
+{
+    struct weft__mbox_ext *ext = mb->ext;
+    if (!ext)
+        return;
+    for (struct weft__sender_wait **s = &ext->senders; *s; s = &(*s)->next)
+        if (*s == me) {
+            *s = me->next;
+            break;
+        }
+    if (!ext->senders)
+        mb->flags &= ~(uint32_t)WEFT__MBOX_SENDERS;
+}
+
+/* With mb locked and room checked: appends m. Returns what to do after the
+ * unlock: the process to wake (with *ticket, *index) or the actor to queue. */
+static void append(struct weft__target *t, struct weft__msg *m, unsigned *ticket, int *index,
+                   bool *wake, bool *queue)
+{
+    struct weft__mbox *mb = t->mb;
+    m->next = NULL;
+    if (mb->tail)
+        mb->tail->next = m;
+    else
+        mb->head = m;
+    mb->tail = m;
+    atomic_store_explicit(&mb->count, atomic_load_explicit(&mb->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (t->actor) {
+        if (!(mb->flags & WEFT__MBOX_QUEUED)) {
+            mb->flags |= WEFT__MBOX_QUEUED;
+            *queue = true;
+        }
+    } else if (mb->flags & WEFT__MBOX_WAITING) {
+        mb->flags &= ~(uint32_t)WEFT__MBOX_WAITING;
+        *ticket = t->proc->mail.wait_ticket;
+        *index = t->proc->mail.wait_index;
+        *wake = true;
+    }
+}
+
+void weft__mbox_push(struct weft__target *t, struct weft__msg *m)
+{
+    unsigned ticket = 0;
+    int index = 0;
+    bool wake = false, queue = false;
+    weft__spin_lock(&t->mb->lock);
+    if (t->mb->flags & WEFT__MBOX_DEAD) {
+        weft__spin_unlock(&t->mb->lock);
+        weft__msg_free(m);
+        return;
+    }
+    append(t, m, &ticket, &index, &wake, &queue);
+    weft__spin_unlock(&t->mb->lock);
+    if (queue)
+        weft__actor_schedule(t->actor);
+    else if (wake)
+        weft__wake(&t->proc->waiter, ticket, index);
+}
+
+int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
+{
+    struct weft__mbox *mb = t->mb;
+    struct weft__sender_wait me = {0};
+    int err = 0;
+    weft__spin_lock(&mb->lock);
+    for (;;) {
+        if (mb->flags & WEFT__MBOX_DEAD) {
+            weft__spin_unlock(&mb->lock);
+            weft__msg_free(m);
+            return 0;
+        }
+        if (!mb->capacity || atomic_load_explicit(&mb->count, memory_order_relaxed) < mb->capacity ||
+            (m->flags & WEFT__MSG_REPLY)) /* the caller waits for it: never refused */
+            break;
+        if (deadline == 0) {
+            weft__spin_unlock(&mb->lock);
+            return -EAGAIN;
+        }
+        if (err) { /* woken without room, or not woken at all */
+            weft__spin_unlock(&mb->lock);
+            return err;
+        }
+        struct weft__proc *self = weft__proc_current();
+        if (self && self->no_block) {
+            weft__spin_unlock(&mb->lock);
+            return weft__misuse(-EPERM, "weft_send: an actor's handler cannot wait for room");
+        }
+        /* Wait for room, queued behind earlier senders. */
+        if (!mb->ext) {
+            weft__spin_unlock(&mb->lock);
+            if (!weft__mbox_ext(mb))
+                return -ENOMEM;
+            weft__spin_lock(&mb->lock);
+            continue;
+        }
+        me.waiter = weft__waiter_self();
+        me.ticket = weft__wait_open(me.waiter);
+        me.next = NULL;
+        struct weft__sender_wait **tail = &mb->ext->senders;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = &me;
+        mb->flags |= WEFT__MBOX_SENDERS;
+        weft__spin_unlock(&mb->lock);
+        weft__wait_why(me.waiter, WEFT__WHY_MBOX_SEND, t->pid);
+        err = weft__wait(me.waiter, deadline);
+        weft__spin_lock(&mb->lock);
+        if (err) {
+            remove_sender(mb, &me);
+            /* Room may have been made as the deadline passed: look once more. */
+        }
+    }
+    unsigned ticket = 0;
+    int index = 0;
+    bool wake = false, queue = false;
+    append(t, m, &ticket, &index, &wake, &queue);
+    /* A sender woken for room that we did not need passes it on. */
+    struct weft__sender_wait *pass = NULL;
+    if (me.waiter && mb->capacity &&
+        atomic_load_explicit(&mb->count, memory_order_relaxed) < mb->capacity)
+        pass = take_senders(mb, 1);
+    weft__spin_unlock(&mb->lock);
+    wake_senders(pass);
+    if (queue)
+        weft__actor_schedule(t->actor);
+    else if (wake)
+        weft__wake(&t->proc->waiter, ticket, index);
+    return 0;
+}
+
+int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline)
+{
+    struct weft__target t;
+    int found = weft__target_acquire(pid, &t);
+    if (found) {
+        if (found < 0)
+            return weft__misuse(-ESRCH, "weft_send: %#llx was never a pid", (unsigned long long)pid);
+        weft__msg_free(m); /* it has ended: dropped */
+        return 0;
+    }
+    int err = weft__deliver(&t, m, deadline);
+    weft__target_release(&t);
+    return err;
+}
+
+static int check_send(int tag, size_t size)
+{
+    if (tag < 1)
+        return weft__misuse(-EINVAL, "weft_send: tag %d (user tags are >= 1)", tag);
+    if (size > WEFT_MSG_MAX)
+        return weft__misuse(-EMSGSIZE, "weft_send: %zu bytes (at most %zu)", size, WEFT_MSG_MAX);
+    return 0;
+}
+
+static int send_block(weft_pid pid, struct weft__msg *m, int64_t deadline)
+{
+    weft__det_point();
+    int err = weft__deliver_to(pid, m, deadline);
+    if (err == -ECANCELED)
+        weft__kill_point();
+    return err;
+}
+
+static int send_copy(weft_pid pid, int tag, const void *data, size_t size, int64_t deadline)
+{
+    struct weft__msg *m = weft__msg_alloc(size);
+    if (!m)
+        return -ENOMEM;
+    struct weft__target self;
+    m->tag = tag;
+    m->flags = 0;
+    m->from = weft__self_target(&self) ? self.pid : 0;
+    m->ref = 0;
+    m->reason = 0;
+    if (size)
+        memcpy(WEFT__MSG_DATA(m), data, size);
+    int err = send_block(pid, m, deadline);
+    if (err)
+        weft__msg_free(m);
+    return err;
+}
+
+int weft_send(weft_pid pid, int tag, const void *data, size_t size, int64_t deadline)
+{
+    int err = check_send(tag, size);
+    if (err)
+        return err;
+    if (!data && size)
+        return weft__misuse(-EINVAL, "weft_send: data is NULL for %zu bytes", size);
+    WEFT__FROM_ANYWHERE(send_copy(pid, tag, data, size, deadline));
+}
+
+static int send_moved(weft_pid pid, int tag, void *buf, int64_t deadline)
+{
+    struct weft__msg *m = WEFT__MSG_OF(buf);
+    struct weft__target self;
+    m->tag = tag;
+    m->flags = 0;
+    m->from = weft__self_target(&self) ? self.pid : 0;
+    m->ref = 0;
+    m->reason = 0;
+    return send_block(pid, m, deadline);
+}
+
+int weft_send_buf(weft_pid pid, int tag, void *buf, int64_t deadline)
+{
+    if (!buf)
+        return weft__misuse(-EINVAL, "weft_send_buf: buf is NULL");
+    int err = check_send(tag, 0);
+    if (err)
+        return err;
+    WEFT__FROM_ANYWHERE(send_moved(pid, tag, buf, deadline));
+}
+
+/* ---- the owner's side ------------------------------------------------------------- */
+
+static bool match_one(const weft_match *mt, struct weft__msg *m)
+{
+    if (!mt)
+        return true;
+    if (mt->tag && m->tag != mt->tag)
+        return false;
+    if (mt->from && m->from != mt->from)
+        return false;
+    if (mt->ref && m->ref != mt->ref)
+        return false;
+    if (mt->pred) {
+        weft_msg view;
+        weft__msg_expose(m, &view);
+        return mt->pred(&view, mt->arg) != 0;
+    }
+    return true;
+}
+
+static bool same_match(const weft_match *a, const weft_match *b)
+{
+    static const weft_match any;
+    if (!a)
+        a = &any;
+    return a->tag == b->tag && a->from == b->from && a->ref == b->ref && a->pred == b->pred &&
+           a->arg == b->arg;
+}
+
+/* With the mailbox locked (owner only): moves the shared list to the
+ * owner's, dropping replies no call waits for. */
+static struct weft__msg *splice_locked(struct weft__proc *self)
+{
+    struct weft__mbox *mb = &self->mbox;
+    struct weft__msg *m = mb->head, *dropped = NULL;
+    mb->head = mb->tail = NULL;
+    struct weft__mail *mail = &self->mail;
+    while (m) {
+        struct weft__msg *next = m->next;
+        /* A reply no call waits for, or a DOWN of a monitor that is over. */
+        if (((m->flags & WEFT__MSG_REPLY) && m->ref != mail->awaiting_ref) ||
+            (m->tag == WEFT_TAG_DOWN && !weft__watch_take(mb->ext, m->ref, NULL))) {
+            m->next = dropped;
+            dropped = m;
+            atomic_fetch_sub_explicit(&mb->count, 1, memory_order_relaxed);
+        } else {
+            m->next = NULL;
+            if (mail->tail)
+                mail->tail->next = m;
+            else
+                mail->head = m;
+            mail->tail = m;
+        }
+        m = next;
+    }
+    return dropped;
+}
+
+/* Unlinks m (after prev, or the head) from the owner's list. */
+static void unlink_mail(struct weft__mail *mail, struct weft__msg *prev, struct weft__msg *m)
+{
+    if (prev)
+        prev->next = m->next;
+    else
+        mail->head = m->next;
+    if (mail->tail == m)
+        mail->tail = prev;
+    if (mail->scan_after == m)
+        mail->scan_after = prev;
+    m->next = NULL;
+}
+
+/* One scan of a receive: from *cursor (the last message it checked, NULL:
+ * none yet) to the end of the owner's list. */
+static struct weft__msg *scan(struct weft__mail *mail, const weft_match *match,
+                              struct weft__msg **cursor)
+{
+    struct weft__msg *prev = *cursor;
+    struct weft__msg *m = prev ? prev->next : mail->head;
+    for (; m; prev = m, m = m->next)
+        if (match_one(match, m)) {
+            unlink_mail(mail, prev, m);
+            *cursor = prev;
+            return m;
+        }
+    *cursor = prev;
+    return NULL;
+}
+
+/* Where a receive with match starts: after what the last one checked if it
+ * had the same match. */
+static struct weft__msg *scan_start(struct weft__mail *mail, const weft_match *match)
+{
+    return mail->scan_valid && same_match(match, &mail->scan_match) ? mail->scan_after : NULL;
+}
+
+static void scan_end(struct weft__mail *mail, const weft_match *match, struct weft__msg *cursor)
+{
+    static const weft_match any;
+    mail->scan_match = match ? *match : any;
+    mail->scan_after = cursor;
+    mail->scan_valid = true;
+}
+
+/* A message left the mailbox: one less counted, room for a waiting sender. */
+void weft__mbox_taken(struct weft__mbox *mb)
+{
+    atomic_fetch_sub_explicit(&mb->count, 1, memory_order_relaxed);
+    if (mb->capacity) {
+        weft__spin_lock(&mb->lock);
+        struct weft__sender_wait *s = take_senders(mb, 1);
+        weft__spin_unlock(&mb->lock);
+        wake_senders(s);
+    }
+}
+
+/* A receive that has checked the messages up to cursor already. */
+static int receive_from(struct weft__proc *self, const weft_match *match, struct weft__msg *cursor,
+                        int64_t deadline, struct weft__msg **out)
+{
+    struct weft__mail *mail = &self->mail;
+    struct weft__mbox *mb = &self->mbox;
+    struct weft__msg *m = scan(mail, match, &cursor);
+    int err = 0;
+    while (!m) {
+        weft__spin_lock(&mb->lock);
+        if (mb->head) {
+            struct weft__msg *dropped = splice_locked(self);
+            weft__spin_unlock(&mb->lock);
+            weft__msg_free_list(dropped);
+            m = scan(mail, match, &cursor);
+            continue;
+        }
+        if (err) {
+            weft__spin_unlock(&mb->lock);
+            break;
+        }
+        struct weft__waiter *me = &self->waiter;
+        mail->wait_ticket = weft__wait_open(me);
+        mail->wait_index = 0;
+        mb->flags |= WEFT__MBOX_WAITING;
+        weft__spin_unlock(&mb->lock);
+        weft__wait_why(me, WEFT__WHY_RECV, 0);
+        err = weft__wait(me, deadline);
+        if (err) {
+            weft__spin_lock(&mb->lock);
+            mb->flags &= ~(uint32_t)WEFT__MBOX_WAITING;
+            weft__spin_unlock(&mb->lock);
+            if (err == -ECANCELED) /* a message that came meanwhile waits */
+                break;
+        }
+        /* Woken by an arrival, or timed out: look at what came once more. */
+    }
+    scan_end(mail, match, cursor);
+    if (!m)
+        return err;
+    weft__mbox_taken(mb);
+    *out = m;
+    return 0;
+}
+
+int weft__receive(struct weft__proc *self, const weft_match *match, int64_t deadline,
+                  struct weft__msg **out)
+{
+    return receive_from(self, match, scan_start(&self->mail, match), deadline, out);
+}
+
+int weft__receive_after(struct weft__proc *self, const weft_match *match, struct weft__msg *mark,
+                        int64_t deadline, struct weft__msg **out)
+{
+    return receive_from(self, match, mark, deadline, out);
+}
+
+static int recv(weft_msg *msg, const weft_match *match, int64_t deadline)
+{
+    struct weft__proc *self = weft__proc_current();
+    if (!self)
+        return weft__misuse(-EPERM, "weft_recv: outside threads have no mailbox");
+    if (self->acting)
+        return weft__misuse(-EPERM, "weft_recv: an actor receives through its handler");
+    weft__det_point();
+    struct weft__msg *m;
+    int err = weft__receive(self, match, deadline, &m);
+    if (err) {
+        if (err == -ECANCELED)
+            weft__kill_point();
+        return err;
+    }
+    weft__msg_expose(m, msg);
+    return 0;
+}
+
+int weft_recv(weft_msg *msg, const weft_match *match, int64_t deadline)
+{
+    if (!msg)
+        return weft__misuse(-EINVAL, "weft_recv: msg is NULL");
+    return recv(msg, match, deadline);
+}
+
+bool weft__mail_flush_down(struct weft__proc *self, uint64_t ref)
+{
+    struct weft__mbox *mb = &self->mbox;
+    weft__spin_lock(&mb->lock);
+    struct weft__msg *dropped = splice_locked(self);
+    weft__spin_unlock(&mb->lock);
+    weft__msg_free_list(dropped);
+    struct weft__mail *mail = &self->mail;
+    struct weft__msg *prev = NULL;
+    for (struct weft__msg *m = mail->head; m; prev = m, m = m->next)
+        if (m->tag == WEFT_TAG_DOWN && m->ref == ref) {
+            unlink_mail(mail, prev, m);
+            weft__msg_free(m);
+            weft__mbox_taken(mb);
+            return true;
+        }
+    return false;
+}
+
+int weft_mailbox_bound(size_t capacity)
+{
+    struct weft__target self;
+    if (!weft__self_target(&self))
+        return weft__misuse(-EPERM, "weft_mailbox_bound: not a process or actor");
+    weft__spin_lock(&self.mb->lock);
+    self.mb->capacity = capacity > UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
+    uint32_t count = atomic_load_explicit(&self.mb->count, memory_order_relaxed);
+    uint32_t room = !self.mb->capacity ? UINT32_MAX
+                    : count < self.mb->capacity ? self.mb->capacity - count : 0;
+    struct weft__sender_wait *s = take_senders(self.mb, room);
+    weft__spin_unlock(&self.mb->lock);
+    wake_senders(s);
+    return 0;
+}
+
+long weft_mailbox_len(void)
+{
+    struct weft__target self;
+    if (!weft__self_target(&self))
+        return weft__misuse(-EPERM, "weft_mailbox_len: not a process or actor");
+    return (long)atomic_load_explicit(&self.mb->count, memory_order_relaxed);
+}
+
+/* ---- the end of a mailbox ------------------------------------------------------------ */
+
+void weft__mbox_die(struct weft__mbox *mb, weft_pid pid, intptr_t reason, struct weft__mail *mail)
+{
+    weft__spin_lock(&mb->lock);
+    mb->flags |= WEFT__MBOX_DEAD;
+    mb->flags &= ~(uint32_t)WEFT__MBOX_WAITING;
+    struct weft__msg *queued = mb->head;
+    mb->head = mb->tail = NULL;
+    struct weft__mbox_ext *ext = mb->ext;
+    mb->ext = NULL;
+    struct weft__sender_wait *senders = NULL;
+    if (ext) {
+        senders = ext->senders; /* they see DEAD and drop their message */
+        ext->senders = NULL;
+    }
+    atomic_store_explicit(&mb->count, 0, memory_order_relaxed);
+    weft__spin_unlock(&mb->lock);
+    wake_senders(senders);
+    weft__msg_free_list(queued);
+    if (mail) {
+        weft__msg_free_list(mail->head);
+        mail->head = mail->tail = mail->scan_after = NULL;
+        mail->scan_valid = false;
+    }
+    if (ext)
+        weft__ext_die(ext, pid, reason);
+}
+
+/* ---- the mailbox as a case of select -------------------------------------------------- */
+
+static int msg_case_find(const weft_case *c, void **obj)
+{
+    struct weft__proc *self = weft__proc_current();
+    if (!self || self->acting)
+        return weft__misuse(-EPERM, "weft_select: a mailbox case needs a process");
+    if (c->size != sizeof(weft_msg))
+        return weft__misuse(-EMSGSIZE, "weft_select: a mailbox case's size is sizeof(weft_msg)");
+    *obj = self;
+    return 0;
+}
+
+static weft__spinlock *msg_case_lock(void *obj)
+{
+    return &((struct weft__proc *)obj)->mbox.lock;
+}
+
+static int msg_case_check(void *obj, const weft_case *c)
+{
+    return 0;
+}
+
+/* With the mailbox locked: takes a matching message now if there is one. */
+static bool msg_case_try(void *obj, weft_case *c, weft_pid me, int *status,
+                         struct weft__handoff *h)
+{
+    struct weft__proc *self = obj;
+    const weft_match *match = (const weft_match *)(uintptr_t)c->handle;
+    struct weft__mail *mail = &self->mail;
+    struct weft__msg *dropped = splice_locked(self);
+    /* Replies to drop are freed without the lock held being an issue: the
+     * blocks are the owner's now. */
+    weft__msg_free_list(dropped);
+    struct weft__msg *cursor = scan_start(mail, match);
+    struct weft__msg *m = scan(mail, match, &cursor);
+    scan_end(mail, match, cursor);
+    if (!m)
+        return false;
+    atomic_fetch_sub_explicit(&self->mbox.count, 1, memory_order_relaxed);
+    if (self->mbox.capacity) {
+        struct weft__sender_wait *s = take_senders(&self->mbox, 1);
+        h->wake_senders = s;
+    }
+    weft__msg_expose(m, c->buf);
+    *status = 0;
+    return true;
+}
+
+static void msg_case_arm(void *obj, weft_case *c, struct weft__chan_op *op)
+{
+    struct weft__proc *self = obj;
+    self->mail.wait_ticket = op->ticket;
+    self->mail.wait_index = op->index;
+    self->mbox.flags |= WEFT__MBOX_WAITING;
+}
+
+static void msg_case_disarm(void *obj, weft_case *c, struct weft__chan_op *op)
+{
+    struct weft__proc *self = obj;
+    if ((self->mbox.flags & WEFT__MBOX_WAITING) && self->mail.wait_ticket == op->ticket)
+        self->mbox.flags &= ~(uint32_t)WEFT__MBOX_WAITING;
+}
+
+const struct weft__case_kind weft__msg_case_kind = {
+    msg_case_find, msg_case_lock, msg_case_check, msg_case_try, msg_case_arm, msg_case_disarm,
+    true,
+};
+
+void weft__handoff_wake_senders(void *senders)
+{
+    wake_senders(senders);
+}
