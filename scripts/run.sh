@@ -9,7 +9,8 @@ cmake -S . -B _build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/nu
 ninja -C _build/release >/dev/null
 # philosophers runs in its default mode only: its --deadlock mode is a test
 # of the deadlock detector (run by ctest) and writes a report on stderr.
-for ex in hello parallel_sum embedded sieve power_series philosophers bounded_buffer; do
+for ex in hello parallel_sum embedded sieve power_series philosophers bounded_buffer \
+          chameneos bank worker_pool; do
   echo "== example: $ex"
   "_build/release/examples/example-$ex"
 done

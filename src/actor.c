@@ -22,7 +22,14 @@
 
 #include "actor.h"
 
-enum { BUDGET = 64, YIELD_EVERY = 32, SLAB_CHUNK = 64 * 1024, CACHE_MAX = 1024, CACHE_MOVE = 512 };
+enum {
+    BUDGET = 64,        /* messages of one actor per turn */
+    YIELD_EVERY = 32,   /* actors run between two yields of the worker */
+    LIFO_MAX = 1024,    /* actors queued in front in a row */
+    SLAB_CHUNK = 64 * 1024,
+    CACHE_MAX = 1024,
+    CACHE_MOVE = 512
+};
 
 /* One per worker: its run queue, its runner, its slab cache. */
 struct runner {
@@ -33,6 +40,7 @@ struct runner {
     unsigned ticket;
     struct weft__proc *proc;           /* the runner */
     unsigned id;
+    unsigned lifo_streak;              /* actors queued in front in a row, under lock */
     bool exit_requested;               /* weft_exit in the running handler */
     intptr_t exit_reason;
     struct weft__actor *free;          /* slab cache (the runner's worker only) */
@@ -151,6 +159,16 @@ static void queue_push(struct runner *r, struct weft__actor *a)
                           memory_order_relaxed);
 }
 
+static void queue_push_front(struct runner *r, struct weft__actor *a)
+{
+    a->next = r->head;
+    r->head = a;
+    if (!r->tail)
+        r->tail = a;
+    atomic_store_explicit(&r->len, atomic_load_explicit(&r->len, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static struct weft__actor *queue_pop(struct runner *r)
 {
     struct weft__actor *a = r->head;
@@ -196,9 +214,19 @@ void weft__actor_schedule(struct weft__actor *a)
     unsigned id = w ? w->id
                     : atomic_fetch_add_explicit(&actors.next_outside, 1, memory_order_relaxed) % actors.n;
     struct runner *r = &actors.runners[id];
+    /* Queued by a handler on this worker: it runs next (its data is hot, and
+     * a tree of actors unfolds depth first, its memory bounded by its depth),
+     * up to LIFO_MAX in a row, so that the others are not starved. */
+    bool lifo = w && w->current && w->current->acting;
     unsigned ticket;
     weft__spin_lock(&r->lock);
-    queue_push(r, a);
+    if (lifo && r->lifo_streak < LIFO_MAX) {
+        queue_push_front(r, a);
+        r->lifo_streak++;
+    } else {
+        queue_push(r, a);
+        r->lifo_streak = 0;
+    }
     bool wake = take_sleeper(r, &ticket);
     bool surplus = atomic_load_explicit(&r->len, memory_order_relaxed) > 1;
     weft__spin_unlock(&r->lock);
@@ -461,8 +489,7 @@ static int spawn_actor(weft_pid *pid, weft_actor_fn fn, void *state, const weft_
     struct weft__actor *a = slab_alloc();
     if (!a)
         return -ENOMEM;
-    weft__mbox_init(&a->mbox, WEFT__MBOX_ACTOR | (opts->trap_exits ? WEFT__MBOX_TRAP : 0),
-                    opts->mailbox_capacity);
+    weft__mbox_init(&a->mbox, WEFT__MBOX_ACTOR | (opts->trap_exits ? WEFT__MBOX_TRAP : 0));
     a->fn = fn;
     a->state = state;
     a->on_exit = opts->on_exit;
@@ -480,14 +507,14 @@ static int spawn_actor(weft_pid *pid, weft_actor_fn fn, void *state, const weft_
         else
             snprintf(ext->label, sizeof ext->label, "%s", opts->name);
     }
+    if (!err && opts->mailbox_capacity)
+        err = weft__mbox_bound(&a->mbox, opts->mailbox_capacity);
     if (!err && opts->link)
         err = weft__link_spawned(&a->mbox, a->pid);
     if (err) {
         /* Nobody knows its pid yet: it ends without a trace. */
-        struct weft__mbox_ext *ext = a->mbox.ext;
-        a->mbox.ext = NULL;
-        if (ext)
-            weft__free(ext, sizeof *ext);
+        if (a->mbox.ext)
+            weft__mbox_ext_free(&a->mbox);
         weft__actor_release(a);
         return err;
     }

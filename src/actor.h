@@ -22,6 +22,7 @@ struct weft__target {
     struct weft__proc *proc;   /* the process, or NULL for an actor */
     struct weft__actor *actor;
     weft_pid pid;
+    uint32_t queued;           /* weft__deliver: messages in it after ours */
 };
 
 /* Takes a reference on pid's owner: 0, 1 when pid names an owner that has
@@ -69,6 +70,7 @@ struct weft__owned {
 };
 
 struct weft__mbox_ext {
+    uint32_t capacity;                  /* under mbox.lock, with BOUNDED */
     struct weft__sender_wait *senders;  /* under mbox.lock */
     struct weft__link *links;           /* under mbox.lock */
     struct weft__monitor *monitors;     /* under mbox.lock */
@@ -90,8 +92,9 @@ int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
 /* Appends m to t's mailbox whatever its capacity (signals, DOWN messages,
  * replies); drops it if the owner has ended. */
 void weft__mbox_push(struct weft__target *t, struct weft__msg *m);
-/* Looks pid up and delivers m: as weft__deliver, -ESRCH for a forged pid. */
-int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline);
+/* Looks pid up and delivers m: as weft__deliver, -ESRCH for a forged pid;
+ * *queued as weft__target.queued. */
+int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline, uint32_t *queued);
 /* The calling process takes the oldest message match takes, waiting until
  * deadline: 0 with *out set, or an error. */
 int weft__receive(struct weft__proc *self, const weft_match *match, int64_t deadline,

@@ -111,7 +111,8 @@ static int reply_to(const weft_msg *req, int tag, const void *data, size_t size)
                                   req->ref, WEFT__MSG_REPLY);
     if (!m)
         return -ENOMEM;
-    int err = weft__deliver_to(req->from, m, 0);
+    uint32_t queued;
+    int err = weft__deliver_to(req->from, m, 0, &queued);
     if (err)
         weft__msg_free(m);
     return err;

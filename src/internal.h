@@ -547,10 +547,13 @@ struct weft__mbox_ext;
  * append under lock; the owner takes the whole list at once. */
 struct weft__mbox {
     weft__spinlock lock;
-    uint32_t flags;                  /* WEFT__MBOX_*, under lock */
+    uint16_t flags;                  /* WEFT__MBOX_*, under lock */
+    bool bounded;                    /* the owner's copy of BOUNDED */
     struct weft__msg *head, *tail;   /* arrived, not yet taken by the owner */
-    atomic_uint count;               /* messages queued (shared and taken) */
-    uint32_t capacity;               /* 0: unbounded */
+    /* Messages in the mailbox: sent - received (mod 2^32). sent is written
+     * under lock, received by the owner alone: neither needs an atomic
+     * read-modify-write. */
+    atomic_uint sent, received;
     struct weft__mbox_ext *ext;      /* under lock; NULL until needed */
 };
 enum {
@@ -559,7 +562,8 @@ enum {
     WEFT__MBOX_ACTOR = 4,      /* the owner is a weft__actor */
     WEFT__MBOX_QUEUED = 8,     /* actor: in a run queue or running */
     WEFT__MBOX_WAITING = 16,   /* process: a receive waits (wait_ticket) */
-    WEFT__MBOX_SENDERS = 32    /* senders wait for room (ext->senders) */
+    WEFT__MBOX_SENDERS = 32,   /* senders wait for room (ext->senders) */
+    WEFT__MBOX_BOUNDED = 64    /* ext->capacity holds its bound */
 };
 
 /* A process's own view of its mailbox (touched only by the process). */
@@ -575,7 +579,9 @@ struct weft__mail {
     uint64_t awaiting_ref;           /* the call waiting for a reply, or 0 */
 };
 
-void weft__mbox_init(struct weft__mbox *mb, uint32_t flags, size_t capacity);
+void weft__mbox_init(struct weft__mbox *mb, uint32_t flags);
+/* Bounds mb to capacity messages (0: unbounded): 0 or -ENOMEM. */
+int weft__mbox_bound(struct weft__mbox *mb, size_t capacity);
 /* The owner of mb (pid) ended with reason: drops its messages, closes it
  * to senders, then signals links and monitors, closes owned channels and
  * frees its name. mail: the process's own list (NULL for an actor). */
@@ -585,6 +591,8 @@ struct weft__actor;
 weft_pid weft__actor_pid(const struct weft__actor *a);
 /* weft_exit in the handler p runs: the actor ends after it. */
 void weft__actor_exit_request(struct weft__proc *p, intptr_t reason);
+/* Frees the ext of an owner nobody has seen yet (a spawn that failed). */
+void weft__mbox_ext_free(struct weft__mbox *mb);
 /* link.c: links a new child (not yet running) with the caller; 0 or -ENOMEM. */
 int weft__link_spawned(struct weft__mbox *child, weft_pid child_pid);
 

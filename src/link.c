@@ -263,15 +263,7 @@ int weft__link_spawned(struct weft__mbox *child, weft_pid child_pid)
     struct weft__target self, c = {.mb = child, .pid = child_pid};
     if (!weft__self_target(&self))
         return -EPERM;
-    int err = link_two(&self, &c);
-    if (err) { /* the child never ran: nobody else can see its ext */
-        struct weft__mbox_ext *ext = child->ext;
-        child->ext = NULL;
-        if (ext)
-            weft__free(ext, sizeof *ext);
-        return -ENOMEM;
-    }
-    return 0;
+    return link_two(&self, &c) ? -ENOMEM : 0;
 }
 
 static int do_link(weft_pid pid)

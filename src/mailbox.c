@@ -73,14 +73,33 @@ bool weft__self_target(struct weft__target *t)
     return true;
 }
 
-void weft__mbox_init(struct weft__mbox *mb, uint32_t flags, size_t capacity)
+void weft__mbox_init(struct weft__mbox *mb, uint32_t flags)
 {
     atomic_store_explicit(&mb->lock.locked, 0, memory_order_relaxed);
-    mb->flags = flags;
+    mb->flags = (uint16_t)flags;
+    mb->bounded = false;
     mb->head = mb->tail = NULL;
-    atomic_store_explicit(&mb->count, 0, memory_order_relaxed);
-    mb->capacity = capacity > UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
+    atomic_store_explicit(&mb->sent, 0, memory_order_relaxed);
+    atomic_store_explicit(&mb->received, 0, memory_order_relaxed);
     mb->ext = NULL;
+}
+
+static uint32_t queued(struct weft__mbox *mb)
+{
+    return atomic_load_explicit(&mb->sent, memory_order_relaxed) -
+           atomic_load_explicit(&mb->received, memory_order_relaxed);
+}
+
+/* With mb locked: its bound, 0 if none. */
+static uint32_t capacity_of(struct weft__mbox *mb)
+{
+    return (mb->flags & WEFT__MBOX_BOUNDED) ? mb->ext->capacity : 0;
+}
+
+static bool has_room(struct weft__mbox *mb)
+{
+    uint32_t cap = capacity_of(mb);
+    return !cap || queued(mb) < cap;
 }
 
 struct weft__mbox_ext *weft__mbox_ext(struct weft__mbox *mb)
@@ -103,6 +122,12 @@ struct weft__mbox_ext *weft__mbox_ext(struct weft__mbox *mb)
     if (fresh)
         weft__free(fresh, sizeof *fresh);
     return ext;
+}
+
+void weft__mbox_ext_free(struct weft__mbox *mb)
+{
+    weft__free(mb->ext, sizeof *mb->ext);
+    mb->ext = NULL;
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -163,7 +188,7 @@ static void append(struct weft__target *t, struct weft__msg *m, unsigned *ticket
     else
         mb->head = m;
     mb->tail = m;
-    atomic_store_explicit(&mb->count, atomic_load_explicit(&mb->count, memory_order_relaxed) + 1,
+    atomic_store_explicit(&mb->sent, atomic_load_explicit(&mb->sent, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     if (t->actor) {
         if (!(mb->flags & WEFT__MBOX_QUEUED)) {
@@ -209,8 +234,7 @@ int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
             weft__msg_free(m);
             return 0;
         }
-        if (!mb->capacity || atomic_load_explicit(&mb->count, memory_order_relaxed) < mb->capacity ||
-            (m->flags & WEFT__MSG_REPLY)) /* the caller waits for it: never refused */
+        if (has_room(mb) || (m->flags & WEFT__MSG_REPLY)) /* a caller waits for a reply */
             break;
         if (deadline == 0) {
             weft__spin_unlock(&mb->lock);
@@ -254,10 +278,10 @@ int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
     int index = 0;
     bool wake = false, queue = false;
     append(t, m, &ticket, &index, &wake, &queue);
+    t->queued = queued(mb);
     /* A sender woken for room that we did not need passes it on. */
     struct weft__sender_wait *pass = NULL;
-    if (me.waiter && mb->capacity &&
-        atomic_load_explicit(&mb->count, memory_order_relaxed) < mb->capacity)
+    if (me.waiter && capacity_of(mb) && has_room(mb))
         pass = take_senders(mb, 1);
     weft__spin_unlock(&mb->lock);
     wake_senders(pass);
@@ -268,7 +292,7 @@ int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
     return 0;
 }
 
-int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline)
+int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline, uint32_t *queued)
 {
     struct weft__target t;
     int found = weft__target_acquire(pid, &t);
@@ -276,10 +300,13 @@ int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline)
         if (found < 0)
             return weft__misuse(-ESRCH, "weft_send: %#llx was never a pid", (unsigned long long)pid);
         weft__msg_free(m); /* it has ended: dropped */
+        *queued = 0;
         return 0;
     }
+    t.queued = 0;
     int err = weft__deliver(&t, m, deadline);
     weft__target_release(&t);
+    *queued = t.queued;
     return err;
 }
 
@@ -292,12 +319,25 @@ static int check_send(int tag, size_t size)
     return 0;
 }
 
+/* A sender that has filled a mailbox with YIELD_AT more messages since the
+ * owner last took any lets it run (when it shares the sender's worker): an
+ * unbounded mailbox then stays small and its blocks hot in the caches,
+ * instead of growing by whole sends loops (Erlang charges such a sender
+ * more reductions). */
+enum { YIELD_AT = 64 };
+
 static int send_block(weft_pid pid, struct weft__msg *m, int64_t deadline)
 {
     weft__det_point();
-    int err = weft__deliver_to(pid, m, deadline);
+    uint32_t queued;
+    int err = weft__deliver_to(pid, m, deadline, &queued);
     if (err == -ECANCELED)
         weft__kill_point();
+    if (!err && queued >= YIELD_AT && queued % YIELD_AT == 0) {
+        struct weft__worker *w = weft__worker_current();
+        if (w && w->current)
+            weft__sched_yield(w);
+    }
     return err;
 }
 
@@ -396,7 +436,9 @@ static struct weft__msg *splice_locked(struct weft__proc *self)
             (m->tag == WEFT_TAG_DOWN && !weft__watch_take(mb->ext, m->ref, NULL))) {
             m->next = dropped;
             dropped = m;
-            atomic_fetch_sub_explicit(&mb->count, 1, memory_order_relaxed);
+            atomic_store_explicit(&mb->received,
+                                  atomic_load_explicit(&mb->received, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
         } else {
             m->next = NULL;
             if (mail->tail)
@@ -459,8 +501,11 @@ static void scan_end(struct weft__mail *mail, const weft_match *match, struct we
 /* A message left the mailbox: one less counted, room for a waiting sender. */
 void weft__mbox_taken(struct weft__mbox *mb)
 {
-    atomic_fetch_sub_explicit(&mb->count, 1, memory_order_relaxed);
-    if (mb->capacity) {
+    atomic_store_explicit(&mb->received, atomic_load_explicit(&mb->received, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    /* A sender that found no room registered under the lock before; one
+     * that looks after our unlock sees the store above. */
+    if (mb->bounded) {
         weft__spin_lock(&mb->lock);
         struct weft__sender_wait *s = take_senders(mb, 1);
         weft__spin_unlock(&mb->lock);
@@ -570,20 +615,31 @@ bool weft__mail_flush_down(struct weft__proc *self, uint64_t ref)
     return false;
 }
 
+int weft__mbox_bound(struct weft__mbox *mb, size_t capacity)
+{
+    if (!weft__mbox_ext(mb))
+        return -ENOMEM;
+    weft__spin_lock(&mb->lock);
+    uint32_t cap = capacity > UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
+    mb->ext->capacity = cap;
+    if (cap)
+        mb->flags |= WEFT__MBOX_BOUNDED;
+    else
+        mb->flags &= ~(uint32_t)WEFT__MBOX_BOUNDED;
+    mb->bounded = cap != 0;
+    uint32_t n = queued(mb);
+    struct weft__sender_wait *s = take_senders(mb, !cap ? UINT32_MAX : n < cap ? cap - n : 0);
+    weft__spin_unlock(&mb->lock);
+    wake_senders(s);
+    return 0;
+}
+
 int weft_mailbox_bound(size_t capacity)
 {
     struct weft__target self;
     if (!weft__self_target(&self))
         return weft__misuse(-EPERM, "weft_mailbox_bound: not a process or actor");
-    weft__spin_lock(&self.mb->lock);
-    self.mb->capacity = capacity > UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
-    uint32_t count = atomic_load_explicit(&self.mb->count, memory_order_relaxed);
-    uint32_t room = !self.mb->capacity ? UINT32_MAX
-                    : count < self.mb->capacity ? self.mb->capacity - count : 0;
-    struct weft__sender_wait *s = take_senders(self.mb, room);
-    weft__spin_unlock(&self.mb->lock);
-    wake_senders(s);
-    return 0;
+    return weft__mbox_bound(self.mb, capacity);
 }
 
 long weft_mailbox_len(void)
@@ -591,7 +647,7 @@ long weft_mailbox_len(void)
     struct weft__target self;
     if (!weft__self_target(&self))
         return weft__misuse(-EPERM, "weft_mailbox_len: not a process or actor");
-    return (long)atomic_load_explicit(&self.mb->count, memory_order_relaxed);
+    return (long)queued(self.mb);
 }
 
 /* ---- the end of a mailbox ------------------------------------------------------------ */
@@ -610,7 +666,6 @@ void weft__mbox_die(struct weft__mbox *mb, weft_pid pid, intptr_t reason, struct
         senders = ext->senders; /* they see DEAD and drop their message */
         ext->senders = NULL;
     }
-    atomic_store_explicit(&mb->count, 0, memory_order_relaxed);
     weft__spin_unlock(&mb->lock);
     wake_senders(senders);
     weft__msg_free_list(queued);
@@ -662,11 +717,10 @@ static bool msg_case_try(void *obj, weft_case *c, weft_pid me, int *status,
     scan_end(mail, match, cursor);
     if (!m)
         return false;
-    atomic_fetch_sub_explicit(&self->mbox.count, 1, memory_order_relaxed);
-    if (self->mbox.capacity) {
-        struct weft__sender_wait *s = take_senders(&self->mbox, 1);
-        h->wake_senders = s;
-    }
+    struct weft__mbox *mb = &self->mbox;
+    atomic_store_explicit(&mb->received, atomic_load_explicit(&mb->received, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    h->wake_senders = take_senders(mb, 1);
     weft__msg_expose(m, c->buf);
     *status = 0;
     return true;

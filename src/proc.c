@@ -240,7 +240,7 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->is_main = is_main;
     p->det_priority = 0;
     p->det_queued = false;
-    weft__mbox_init(&p->mbox, opts->trap_exits ? WEFT__MBOX_TRAP : 0, opts->mailbox_capacity);
+    weft__mbox_init(&p->mbox, opts->trap_exits ? WEFT__MBOX_TRAP : 0);
     memset(&p->mail, 0, sizeof p->mail);
     p->acting = NULL;
     p->no_block = false;
@@ -261,7 +261,10 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
         proc_free(w, p);
         goto fail;
     }
-    if (opts->link && (err = weft__link_spawned(&p->mbox, p->pid)) != 0) {
+    if ((opts->mailbox_capacity && (err = weft__mbox_bound(&p->mbox, opts->mailbox_capacity)) != 0) ||
+        (opts->link && (err = weft__link_spawned(&p->mbox, p->pid)) != 0)) {
+        if (p->mbox.ext) /* nobody knows the new pid yet */
+            weft__mbox_ext_free(&p->mbox);
         weft__handle_release(w ? &w->handles : NULL, p->pid, opts->detached ? 1 : 2);
         proc_free(w, p);
         goto fail;

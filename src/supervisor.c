@@ -356,7 +356,7 @@ static bool handle(struct sup *s, const weft_msg *m, intptr_t *reason)
 {
     switch (m->tag) {
     case WEFT_TAG_EXIT:
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < s->n && m->from != 0; i++) { /* from 0: an outside thread */
             if (s->children[i].pid == m->from) {
                 *reason = WEFT_EXIT_SHUTDOWN;
                 return !child_ended(s, i, m->reason);
@@ -391,6 +391,8 @@ static intptr_t serve(struct sup *s)
         int rc = weft_recv(&msg, NULL, next_deadline(s));
         if (rc == -ETIMEDOUT)
             continue;
+        if (rc == -ENOMEM && weft_yield() == 0)
+            continue; /* no timer for the deadline: try again */
         if (rc < 0) /* -ECANCELED: the runtime is shutting down */
             return WEFT_EXIT_SHUTDOWN;
         intptr_t reason = 0;
