@@ -30,7 +30,8 @@ struct bench {
 /* Benchmarks, one file per family. */
 extern const struct bench bench_switch, bench_spawn, bench_memory, bench_idle;
 extern const struct bench bench_pingpong, bench_ring, bench_skynet, bench_fanin, bench_poll;
-extern const struct bench bench_mailbox, bench_actor_pingpong, bench_actor_spawn, bench_actor_memory;
+extern const struct bench bench_mailbox, bench_actor_pingpong, bench_actor_spawn, bench_actor_memory,
+    bench_selective;
 
 /* Runs fn(arg) as the main process of a runtime with args->workers workers;
  * returns fn's result, or a negative weft error. */

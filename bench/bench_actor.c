@@ -601,3 +601,69 @@ static int run_amemory(const struct bench_args *args, struct bench_result *out)
 
 const struct bench bench_actor_memory = {"actor-memory", 1000000, "bytes per idle actor",
                                          run_amemory};
+
+/* ---- selective (weft only, not in BENCH.md): selective receive behind a backlog ---------
+ * Main queues N messages of tag DATA to itself, then N times sends itself a
+ * PING and takes it by its tag: each PING waits behind all N DATA messages.
+ * A receive that rescanned the mailbox would cost O(N) per round (N^2 in
+ * all); weft's resumes after what the last receive with the same match
+ * checked. Reported: ns per round (a send and a selective receive), which
+ * must not grow with N. Then the backlog is drained and checked in order. */
+
+static intptr_t selective_main(void *arg)
+{
+    struct bench_result *r = arg;
+    long n = (long)r->value;
+    weft_pid self = weft_self();
+    main_pid = self;
+    for (long i = 0; i < n; i++)
+        if (send_i64(self, TAG_DATA, i) != 0) {
+            failf("send to self failed");
+            return -1;
+        }
+    weft_match ping = {.tag = TAG_PING};
+    int64_t t0 = weft_now();
+    for (long i = 0; i < n; i++) {
+        weft_msg m;
+        int err = send_i64(self, TAG_PING, i);
+        if (err == 0)
+            err = weft_recv(&m, &ping, 0);
+        if (err != 0) {
+            failf("round %ld: %s", i, weft_strerror(err));
+            return -1;
+        }
+        int64_t v = msg_i64(&m);
+        weft_msg_free(&m);
+        if (v != i) {
+            failf("round %ld took ping %" PRId64, i, v);
+            return -1;
+        }
+    }
+    r->seconds = (weft_now() - t0) / 1e9;
+    if (weft_mailbox_len() != n) {
+        failf("%ld messages left behind, want %ld", weft_mailbox_len(), n);
+        return -1;
+    }
+    for (long i = 0; i < n; i++) {
+        weft_msg m;
+        if (weft_recv(&m, NULL, 0) != 0 || m.tag != TAG_DATA || msg_i64(&m) != i) {
+            failf("backlog message %ld is missing or out of order", i);
+            return -1;
+        }
+        weft_msg_free(&m);
+    }
+    return 0;
+}
+
+static int run_selective(const struct bench_args *args, struct bench_result *out)
+{
+    struct bench_result r = {0, (double)args->n};
+    if (bench_run(args, selective_main, &r) != 0 || recorded_failure())
+        return report("selective", "failed");
+    out->seconds = r.seconds;
+    out->value = r.seconds * 1e9 / (double)args->n;
+    return 0;
+}
+
+const struct bench bench_selective = {"selective", 100000, "ns per selective receive behind N",
+                                      run_selective};

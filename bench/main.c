@@ -11,7 +11,7 @@
 static const struct bench *const benches[] = {
     &bench_switch, &bench_spawn, &bench_pingpong, &bench_ring, &bench_skynet, &bench_fanin,
     &bench_memory, &bench_idle, &bench_poll,
-    &bench_mailbox, &bench_actor_pingpong, &bench_actor_spawn, &bench_actor_memory,
+    &bench_mailbox, &bench_actor_pingpong, &bench_actor_spawn, &bench_actor_memory, &bench_selective,
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 

@@ -445,7 +445,8 @@ typedef struct weft_msg {
     weft_pid from;     /* the sender (0: a thread outside the runtime) */
     uint64_t ref;      /* weft_call's request and reply, DOWN's monitor; else 0 */
     intptr_t reason;   /* EXIT and DOWN: the exit reason; else 0 */
-    void *data;        /* the payload (NULL when size is 0), 16-byte aligned */
+    void *data;        /* the payload (NULL when size is 0), 16-byte aligned
+                        * when the allocation hook's blocks are (malloc's are) */
     size_t size;
     void *block_;      /* weft's own */
 } weft_msg;
@@ -551,7 +552,9 @@ typedef struct weft_actor_opts {
     /* Name for diagnostics (copied, truncated to WEFT_NAME_MAX-1), or NULL. */
     const char *name;
     /* Called once when the actor ends, with its exit reason, on the worker
-     * that ran it last (it must not wait): frees the state. NULL: none. */
+     * that ran it last (it must not wait): frees the state. Actors still
+     * alive at weft_stop get it from the stopping thread, with
+     * WEFT_EXIT_SHUTDOWN. NULL: none. */
     void (*on_exit)(void *state, intptr_t reason);
     /* Nonzero: linked to the caller before it can run (see weft_link). */
     int link;
@@ -589,8 +592,9 @@ WEFT_API int weft_actor_spawn(weft_pid *pid, weft_actor_fn fn, void *state,
  * When either ends, the other receives an exit signal with the reason: if
  * it traps exits, a WEFT_TAG_EXIT message; else, for an abnormal reason, it
  * ends too with the same reason (a process at its current or next blocking
- * weft call, whose wait fails with -ECANCELED first; an actor before its
- * next message). Linking twice is one link.
+ * weft call, whose wait fails with -ECANCELED first; an actor when it comes
+ * to the signal, which keeps its place after the messages queued before it).
+ * Linking twice is one link.
  * Errors: -ESRCH (pid is not alive), -EINVAL [misuse] (pid is the caller's
  * own), -EPERM [misuse] (not a process or actor), -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_link(weft_pid pid);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian 12 packages weft's build, tests and benchmarks
-# need, if any is missing (as root, or through sudo).
+# need, if any is missing (as root, or through sudo). --bench adds the peers
+# of the actor benchmarks (Erlang/OTP, CAF), which only scripts/run.sh needs.
 set -euo pipefail
 pkgs=(cmake ninja-build gcc clang libclang-rt-14-dev libcriterion-dev pkg-config valgrind
       golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux spin)
+[ "${1:-}" = "--bench" ] && pkgs+=(erlang-nox libcaf-dev g++)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,7 @@
 # weft beside its peers (medians of 3 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh --bench
 cmake -S . -B _build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C _build/release >/dev/null
 # philosophers runs in its default mode only: its --deadlock mode is a test

@@ -31,6 +31,10 @@ enum {
     CACHE_MOVE = 512
 };
 
+/* An idle actor costs its block and its handle slot: at most 128 bytes. */
+_Static_assert(sizeof(struct weft__actor) + sizeof(struct weft__handle_slot) <= 128,
+               "an idle actor outgrows 128 bytes");
+
 /* One per worker: its run queue, its runner, its slab cache. */
 struct runner {
     _Alignas(WEFT__CACHELINE) weft__spinlock lock;
@@ -70,7 +74,7 @@ static struct weft__actor *slab_take_shared(void)
     if (a) {
         actors.free = a->next;
     } else {
-        if (actors.carve + sizeof *a > actors.carve_end) {
+        if (!actors.carve || (size_t)(actors.carve_end - actors.carve) < sizeof *a) {
             weft__spin_unlock(&actors.slab_lock);
             void *chunk = weft__alloc(SLAB_CHUNK);
             if (!chunk)

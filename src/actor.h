@@ -5,8 +5,8 @@
 
 #include "internal.h"
 
-/* A stackless actor. The mailbox comes first: a pid's object is a
- * weft__mbox whichever its owner is. 80 bytes, plus its handle slot. */
+/* A stackless actor: 80 bytes, plus its 24-byte handle slot, while it has
+ * no ext (a name, a bound, links, monitors: see weft__mbox_ext). */
 struct weft__actor {
     struct weft__mbox mbox;
     weft_actor_fn fn;

@@ -409,8 +409,9 @@ struct weft__worker {
     struct weft__stack_cache stacks;
     struct weft__handle_cache handles;
     struct weft__proc *free_procs;             /* cache of process blocks */
-    struct weft__msg *free_msgs;               /* cache of small message blocks */
-    uint32_t free_msg_count;
+    struct weft__msg *free_msgs;               /* cache of small message blocks: */
+    uint32_t free_msg_count;                   /* ...free_msgs holds this many */
+    struct weft__msg *spare_msgs;              /* ...and a full batch, or NULL */
     uint32_t free_proc_count;
     atomic_long spawned, exited;               /* written by this worker only */
 
@@ -537,6 +538,8 @@ struct weft__msg *weft__msg_alloc(size_t size);
 void weft__msg_free(struct weft__msg *m);
 void weft__msg_free_list(struct weft__msg *m);
 void weft__msg_cache_flush(struct weft__worker *w);
+/* Frees the blocks of the shared depot (weft_stop, after the workers end). */
+void weft__msg_depot_term(void);
 /* Fills a public weft_msg from a block (which it then owns). */
 void weft__msg_expose(struct weft__msg *m, weft_msg *out);
 
@@ -552,7 +555,10 @@ struct weft__mbox {
     struct weft__msg *head, *tail;   /* arrived, not yet taken by the owner */
     /* Messages in the mailbox: sent - received (mod 2^32). sent is written
      * under lock, received by the owner alone: neither needs an atomic
-     * read-modify-write. */
+     * read-modify-write. A process publishes received when it takes the
+     * shared list (exactly, after each receive, when BOUNDED), so that its
+     * receives do not write the line its senders lock: senders may then
+     * count messages it has taken since. */
     atomic_uint sent, received;
     struct weft__mbox_ext *ext;      /* under lock; NULL until needed */
 };
@@ -563,7 +569,8 @@ enum {
     WEFT__MBOX_QUEUED = 8,     /* actor: in a run queue or running */
     WEFT__MBOX_WAITING = 16,   /* process: a receive waits (wait_ticket) */
     WEFT__MBOX_SENDERS = 32,   /* senders wait for room (ext->senders) */
-    WEFT__MBOX_BOUNDED = 64    /* ext->capacity holds its bound */
+    WEFT__MBOX_BOUNDED = 64,   /* ext->capacity holds its bound */
+    WEFT__MBOX_SIFT = 128      /* the shared list holds a reply or a DOWN message */
 };
 
 /* A process's own view of its mailbox (touched only by the process). */
@@ -577,6 +584,7 @@ struct weft__mail {
     unsigned wait_ticket;            /* under mbox.lock while WAITING */
     int wait_index;                  /* the select case it fires (0: a receive) */
     uint64_t awaiting_ref;           /* the call waiting for a reply, or 0 */
+    uint32_t taken;                  /* messages taken or dropped (see mbox.received) */
 };
 
 void weft__mbox_init(struct weft__mbox *mb, uint32_t flags);

@@ -238,10 +238,12 @@ static int link_two(struct weft__target *a, struct weft__target *b)
         err = -ENOMEM;
     } else {
         lock_two(a->mb, b->mb);
-        if ((b->mb->flags & WEFT__MBOX_DEAD) || !eb) {
+        /* A mailbox has no ext when it died first, or when the ext could
+         * not be allocated (DEAD is for good: one not dead now never was). */
+        if ((b->mb->flags & WEFT__MBOX_DEAD) || (a->mb->flags & WEFT__MBOX_DEAD)) {
             err = -ESRCH;
-        } else if ((a->mb->flags & WEFT__MBOX_DEAD)) {
-            err = -ESRCH;
+        } else if (!eb) {
+            err = -ENOMEM;
         } else if (!has_link(ea, b->pid)) {
             la->next = ea->links;
             ea->links = la;
@@ -490,8 +492,10 @@ static int set_owner(weft_chan ch, weft_pid pid)
     } else {
         o->ch = ch;
         weft__spin_lock(&t.mb->lock);
-        if (!ext || (t.mb->flags & WEFT__MBOX_DEAD)) {
+        if (t.mb->flags & WEFT__MBOX_DEAD) {
             err = -ESRCH;
+        } else if (!ext) { /* not dead now, so never was: no memory */
+            err = -ENOMEM;
         } else {
             o->next = ext->owned;
             ext->owned = o;

@@ -190,6 +190,8 @@ static void append(struct weft__target *t, struct weft__msg *m, unsigned *ticket
     mb->tail = m;
     atomic_store_explicit(&mb->sent, atomic_load_explicit(&mb->sent, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    if ((m->flags & WEFT__MSG_REPLY) || m->tag == WEFT_TAG_DOWN)
+        mb->flags |= WEFT__MBOX_SIFT;
     if (t->actor) {
         if (!(mb->flags & WEFT__MBOX_QUEUED)) {
             mb->flags |= WEFT__MBOX_QUEUED;
@@ -319,11 +321,12 @@ static int check_send(int tag, size_t size)
     return 0;
 }
 
-/* A sender that has filled a mailbox with YIELD_AT more messages since the
- * owner last took any lets it run (when it shares the sender's worker): an
- * unbounded mailbox then stays small and its blocks hot in the caches,
- * instead of growing by whole sends loops (Erlang charges such a sender
- * more reductions). */
+/* A send that leaves a multiple of YIELD_AT messages queued (counting those
+ * the owner took since it last published its count) yields the sender's
+ * worker: an owner on the same worker runs, so that an unbounded mailbox
+ * stays small and its blocks hot in the caches instead of growing by whole
+ * send loops (Erlang charges such a sender more reductions); an owner on
+ * another worker is not slowed, the sender only lets its neighbours run. */
 enum { YIELD_AT = 64 };
 
 static int send_block(weft_pid pid, struct weft__msg *m, int64_t deadline)
@@ -421,24 +424,53 @@ static bool same_match(const weft_match *a, const weft_match *b)
            a->arg == b->arg;
 }
 
-/* With the mailbox locked (owner only): moves the shared list to the
- * owner's, dropping replies no call waits for. */
-static struct weft__msg *splice_locked(struct weft__proc *self)
+/* The shared list, taken whole by its owner, with what file_mail needs. */
+struct arrivals {
+    struct weft__msg *head, *tail;
+    struct weft__mbox_ext *ext;
+    bool sift;                       /* it may hold messages to drop */
+};
+
+/* With the mailbox locked (owner only): takes the shared list whole and
+ * publishes what the owner has taken. */
+static void take_shared(struct weft__proc *self, struct arrivals *a)
 {
     struct weft__mbox *mb = &self->mbox;
-    struct weft__msg *m = mb->head, *dropped = NULL;
+    a->head = mb->head;
+    a->tail = mb->tail;
+    a->ext = mb->ext;
+    a->sift = mb->flags & WEFT__MBOX_SIFT;
+    mb->flags &= ~(uint32_t)WEFT__MBOX_SIFT;
     mb->head = mb->tail = NULL;
+    atomic_store_explicit(&mb->received, self->mail.taken, memory_order_relaxed);
+}
+
+/* Appends the arrivals to the owner's list, in order, but for replies no
+ * call waits for and DOWN messages of monitors that are over: returns those.
+ * Needs no lock: the blocks are the owner's now, and so are awaiting_ref and
+ * ext's watches. Without such messages the list moves whole, unread: a
+ * block is first touched by the receive that takes it. */
+static struct weft__msg *file_mail(struct weft__proc *self, const struct arrivals *a)
+{
     struct weft__mail *mail = &self->mail;
+    if (!a->head)
+        return NULL;
+    if (!a->sift) {
+        if (mail->tail)
+            mail->tail->next = a->head;
+        else
+            mail->head = a->head;
+        mail->tail = a->tail;
+        return NULL;
+    }
+    struct weft__msg *m = a->head, *dropped = NULL;
     while (m) {
         struct weft__msg *next = m->next;
-        /* A reply no call waits for, or a DOWN of a monitor that is over. */
         if (((m->flags & WEFT__MSG_REPLY) && m->ref != mail->awaiting_ref) ||
-            (m->tag == WEFT_TAG_DOWN && !weft__watch_take(mb->ext, m->ref, NULL))) {
+            (m->tag == WEFT_TAG_DOWN && !weft__watch_take(a->ext, m->ref, NULL))) {
             m->next = dropped;
             dropped = m;
-            atomic_store_explicit(&mb->received,
-                                  atomic_load_explicit(&mb->received, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
+            mail->taken++;
         } else {
             m->next = NULL;
             if (mail->tail)
@@ -475,6 +507,8 @@ static struct weft__msg *scan(struct weft__mail *mail, const weft_match *match,
     struct weft__msg *m = prev ? prev->next : mail->head;
     for (; m; prev = m, m = m->next)
         if (match_one(match, m)) {
+            if (m->next) /* the next receive's, likely written on another core */
+                __builtin_prefetch(m->next);
             unlink_mail(mail, prev, m);
             *cursor = prev;
             return m;
@@ -498,7 +532,7 @@ static void scan_end(struct weft__mail *mail, const weft_match *match, struct we
     mail->scan_valid = true;
 }
 
-/* A message left the mailbox: one less counted, room for a waiting sender. */
+/* A message left an actor's mailbox: one less counted, room for a waiting sender. */
 void weft__mbox_taken(struct weft__mbox *mb)
 {
     atomic_store_explicit(&mb->received, atomic_load_explicit(&mb->received, memory_order_relaxed) + 1,
@@ -507,6 +541,21 @@ void weft__mbox_taken(struct weft__mbox *mb)
      * that looks after our unlock sees the store above. */
     if (mb->bounded) {
         weft__spin_lock(&mb->lock);
+        struct weft__sender_wait *s = take_senders(mb, 1);
+        weft__spin_unlock(&mb->lock);
+        wake_senders(s);
+    }
+}
+
+/* A message left a process's mailbox: counted, published at once when the
+ * mailbox is bounded (room for a waiting sender). */
+static void mail_taken(struct weft__proc *self)
+{
+    self->mail.taken++;
+    if (self->mbox.bounded) {
+        struct weft__mbox *mb = &self->mbox;
+        weft__spin_lock(&mb->lock);
+        atomic_store_explicit(&mb->received, self->mail.taken, memory_order_relaxed);
         struct weft__sender_wait *s = take_senders(mb, 1);
         weft__spin_unlock(&mb->lock);
         wake_senders(s);
@@ -524,9 +573,10 @@ static int receive_from(struct weft__proc *self, const weft_match *match, struct
     while (!m) {
         weft__spin_lock(&mb->lock);
         if (mb->head) {
-            struct weft__msg *dropped = splice_locked(self);
+            struct arrivals a;
+            take_shared(self, &a);
             weft__spin_unlock(&mb->lock);
-            weft__msg_free_list(dropped);
+            weft__msg_free_list(file_mail(self, &a));
             m = scan(mail, match, &cursor);
             continue;
         }
@@ -553,7 +603,7 @@ static int receive_from(struct weft__proc *self, const weft_match *match, struct
     scan_end(mail, match, cursor);
     if (!m)
         return err;
-    weft__mbox_taken(mb);
+    mail_taken(self);
     *out = m;
     return 0;
 }
@@ -599,17 +649,18 @@ int weft_recv(weft_msg *msg, const weft_match *match, int64_t deadline)
 bool weft__mail_flush_down(struct weft__proc *self, uint64_t ref)
 {
     struct weft__mbox *mb = &self->mbox;
+    struct arrivals a;
     weft__spin_lock(&mb->lock);
-    struct weft__msg *dropped = splice_locked(self);
+    take_shared(self, &a);
     weft__spin_unlock(&mb->lock);
-    weft__msg_free_list(dropped);
+    weft__msg_free_list(file_mail(self, &a));
     struct weft__mail *mail = &self->mail;
     struct weft__msg *prev = NULL;
     for (struct weft__msg *m = mail->head; m; prev = m, m = m->next)
         if (m->tag == WEFT_TAG_DOWN && m->ref == ref) {
             unlink_mail(mail, prev, m);
             weft__msg_free(m);
-            weft__mbox_taken(mb);
+            mail_taken(self);
             return true;
         }
     return false;
@@ -639,6 +690,11 @@ int weft_mailbox_bound(size_t capacity)
     struct weft__target self;
     if (!weft__self_target(&self))
         return weft__misuse(-EPERM, "weft_mailbox_bound: not a process or actor");
+    if (self.proc) { /* the bound counts what the process has taken until now */
+        weft__spin_lock(&self.mb->lock);
+        atomic_store_explicit(&self.mb->received, self.proc->mail.taken, memory_order_relaxed);
+        weft__spin_unlock(&self.mb->lock);
+    }
     return weft__mbox_bound(self.mb, capacity);
 }
 
@@ -647,6 +703,8 @@ long weft_mailbox_len(void)
     struct weft__target self;
     if (!weft__self_target(&self))
         return weft__misuse(-EPERM, "weft_mailbox_len: not a process or actor");
+    if (self.proc)
+        return (long)(atomic_load_explicit(&self.mb->sent, memory_order_relaxed) - self.proc->mail.taken);
     return (long)queued(self.mb);
 }
 
@@ -708,18 +766,17 @@ static bool msg_case_try(void *obj, weft_case *c, weft_pid me, int *status,
     struct weft__proc *self = obj;
     const weft_match *match = (const weft_match *)(uintptr_t)c->handle;
     struct weft__mail *mail = &self->mail;
-    struct weft__msg *dropped = splice_locked(self);
-    /* Replies to drop are freed without the lock held being an issue: the
-     * blocks are the owner's now. */
-    weft__msg_free_list(dropped);
+    struct arrivals a;
+    take_shared(self, &a);
+    /* The dropped blocks are the owner's now: freed under the lock all the same. */
+    weft__msg_free_list(file_mail(self, &a));
     struct weft__msg *cursor = scan_start(mail, match);
     struct weft__msg *m = scan(mail, match, &cursor);
     scan_end(mail, match, cursor);
     if (!m)
         return false;
     struct weft__mbox *mb = &self->mbox;
-    atomic_store_explicit(&mb->received, atomic_load_explicit(&mb->received, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    atomic_store_explicit(&mb->received, ++mail->taken, memory_order_relaxed);
     h->wake_senders = take_senders(mb, 1);
     weft__msg_expose(m, c->buf);
     *status = 0;

@@ -239,6 +239,7 @@ static int stop(int64_t deadline, bool by_run)
     weft__registry_term();
     weft__chan_pool_term();
     weft__sched_stop();
+    weft__msg_depot_term();
     if (atomic_load(&weft__det_on))
         weft__det_stop();
     weft__overflow_uninstall();

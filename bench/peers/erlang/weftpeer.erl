@@ -1,5 +1,6 @@
 %% weftpeer: the Erlang/OTP peer of weft-bench for the actor benchmarks of the benchmark
-%% contract (/work/shared/BENCH.md): mailbox, actor-pingpong, actor-spawn, actor-memory.
+%% contract (/work/shared/BENCH.md): mailbox, actor-pingpong, actor-spawn, actor-memory; and
+%% selective, weft-bench's own.
 %%
 %% Usage (through the wrapper written by build.sh, which starts erl and passes the arguments
 %% after -extra):
@@ -31,7 +32,8 @@ benches() ->
     [{"mailbox", 2000000, fun mailbox/1},
      {"actor-pingpong", 5000000, fun actor_pingpong/1},
      {"actor-spawn", 20, fun actor_spawn/1},          % N is the depth of the tree
-     {"actor-memory", 1000000, fun actor_memory/1}].
+     {"actor-memory", 1000000, fun actor_memory/1},
+     {"selective", 100000, fun selective/1}].          % weft-bench's own, not in BENCH.md
 
 %%% Command line ------------------------------------------------------------------------------
 
@@ -265,6 +267,33 @@ tree_node(Parent, Level, D) ->
             receive
                 {subtree, Right} -> Parent ! {subtree, 1 + Left + Right}
             end
+    end.
+
+%%% selective (weft-bench's own, not in BENCH.md) ---------------------------------------------
+%% N messages {data, I} queued to self, then N rounds of sending self {ping, I} and receiving it
+%% by pattern: each receive finds it behind the N data messages. Timed: the N rounds; value: ns
+%% per round. Then the backlog is drained and checked in order.
+
+selective(N) ->
+    Self = self(),
+    [Self ! {data, I} || I <- lists:seq(0, N - 1)],
+    T0 = now_ns(),
+    selective_rounds(Self, 0, N),
+    T1 = now_ns(),
+    selective_drain(0, N),
+    {T1 - T0, (T1 - T0) / N}.
+
+selective_rounds(_, N, N) -> ok;
+selective_rounds(Self, I, N) ->
+    Self ! {ping, I},
+    receive {ping, I} -> selective_rounds(Self, I + 1, N) end.
+
+selective_drain(N, N) -> ok;
+selective_drain(I, N) ->
+    receive
+        {data, I} -> selective_drain(I + 1, N);
+        Other -> fail("selective: backlog message ~b is ~p", [I, Other])
+    after 0 -> fail("selective: backlog message ~b is missing", [I])
     end.
 
 %%% actor-memory ------------------------------------------------------------------------------
