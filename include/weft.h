@@ -495,7 +495,7 @@ WEFT_API int weft_send_buf(weft_pid pid, int tag, void *buf, int64_t deadline);
  * a large mailbox does not make it quadratic.
  * Errors: -ETIMEDOUT, -EINVAL [misuse] (msg NULL), -EPERM [misuse] (called
  * from an outside thread, which has no mailbox, or from an actor's handler,
- * which receives through its handler), -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+ * which receives through its handler), -ECANCELED, -ENOMEM. */
 WEFT_API int weft_recv(weft_msg *msg, const weft_match *match, int64_t deadline);
 
 /* Frees a received message (msg's fields are cleared). NULL and a cleared
@@ -508,7 +508,8 @@ WEFT_API void weft_msg_free(weft_msg *msg);
 WEFT_API void *weft_msg_take(weft_msg *msg);
 
 /* Bounds the caller's mailbox to capacity messages (0: unbounded). Messages
- * already queued stay. Errors: -EPERM [misuse] (not a process or actor). */
+ * already queued stay. Errors: -EPERM [misuse] (not a process or actor),
+ * -ENOMEM. */
 WEFT_API int weft_mailbox_bound(size_t capacity);
 
 /* Messages in the caller's mailbox now, or -EPERM [misuse] (not a process
@@ -523,8 +524,9 @@ WEFT_API long weft_mailbox_len(void);
  * that arrives after the call gave up is dropped, never delivered later.
  * Errors: -ESRCH (pid is not alive, or ended before replying), -ETIMEDOUT,
  * -EPERM [misuse] (from an outside thread or an actor's handler: actors
- * send requests with weft_send and get the answer as a message), the
- * errors of weft_send, -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+ * send requests with weft_send and get the answer as a message),
+ * -EDEADLK [misuse] (pid is the caller's own), the errors of weft_send,
+ * -ECANCELED, -ENOMEM. */
 WEFT_API int weft_call(weft_pid pid, int tag, const void *data, size_t size, weft_msg *reply,
                        int64_t deadline);
 
@@ -596,11 +598,11 @@ WEFT_API int weft_actor_spawn(weft_pid *pid, weft_actor_fn fn, void *state,
  * to the signal, which keeps its place after the messages queued before it).
  * Linking twice is one link.
  * Errors: -ESRCH (pid is not alive), -EINVAL [misuse] (pid is the caller's
- * own), -EPERM [misuse] (not a process or actor), -ENOMEM, -ESHUTDOWN. */
+ * own), -EPERM [misuse] (not a process or actor), -ENOMEM. */
 WEFT_API int weft_link(weft_pid pid);
 
 /* Removes the link with pid (none: 0). Errors: -EPERM [misuse] (not a
- * process or actor), -ESHUTDOWN. */
+ * process or actor). */
 WEFT_API int weft_unlink(weft_pid pid);
 
 /* Sends pid an exit signal with reason, as if a linked process ended with
@@ -619,12 +621,12 @@ WEFT_API int weft_trap_exits(int on);
  * with its reason and *ref; if pid is not alive, at once, with reason
  * WEFT_EXIT_NOPROC. Monitoring is one-way and can be stacked.
  * Errors: -EINVAL [misuse] (ref NULL), -ESRCH [misuse] (never a pid of this
- * runtime), -EPERM [misuse] (not a process or actor), -ENOMEM, -ESHUTDOWN. */
+ * runtime), -EPERM [misuse] (not a process or actor), -ENOMEM. */
 WEFT_API int weft_monitor(weft_pid pid, uint64_t *ref);
 
 /* Ends the monitor ref; a DOWN message of it already in the caller's
  * mailbox is removed. Errors: -ENOENT [misuse] (not one of the caller's
- * monitors), -EPERM [misuse] (not a process or actor), -ESHUTDOWN. */
+ * monitors), -EPERM [misuse] (not a process or actor). */
 WEFT_API int weft_demonitor(uint64_t ref);
 
 /* Makes pid the owner of channel ch: when pid ends, ch is closed (as
@@ -696,11 +698,14 @@ typedef struct weft_sup_spec {
 
 /* Starts a supervisor process with spec's children, started in order (if
  * one fails to start, those started are stopped and the error returned),
- * and stores its pid. From a process or actor with link nonzero, the
+ * and stores its pid; it waits for the starts, so it is called from a
+ * process or an outside thread. With link nonzero (from a process), the
  * supervisor is linked to the caller. Errors: -EINVAL [misuse] (spec or pid
  * NULL, unknown strategy or restart kind, zero children, a child without a
- * name or way to start, duplicate names, period <= 0 with max_restarts > 0),
- * the error of a child's start, -ENOMEM, -ECANCELED, -ESHUTDOWN. */
+ * name or way to start, duplicate names, period <= 0 with max_restarts > 0,
+ * a negative backoff), -EPERM [misuse] (from an actor's handler, or link
+ * from an outside thread), -ESRCH (the supervisor was killed while it
+ * started), the error of a child's start, -ENOMEM, -ECANCELED, -ESHUTDOWN. */
 WEFT_API int weft_sup_start(weft_pid *pid, const weft_sup_spec *spec, int link);
 
 /* A child spec's start for a nested supervisor: arg is a weft_sup_spec. */

@@ -100,6 +100,8 @@ int weft_call(weft_pid pid, int tag, const void *data, size_t size, weft_msg *re
     struct weft__proc *self = weft__proc_current();
     if (!self || self->acting)
         return weft__misuse(-EPERM, "weft_call: only a process can wait for a reply");
+    if (pid == self->pid) /* it would take its own request for the reply */
+        return weft__misuse(-EDEADLK, "weft_call: a process calling itself");
     return call(pid, tag, data, size, reply, deadline);
 }
 

@@ -14,7 +14,9 @@ const char *weft_strerror(int err)
     case -ETIMEDOUT: return "deadline passed";
     case -ECANCELED: return "canceled: the runtime is shutting down";
     case -ESHUTDOWN: return "no runtime is running";
-    case -EBUSY: return "busy: a runtime is running or still holds resources";
+    case -EBUSY: return "busy: in use (a running runtime, a pid that has a name)";
+    case -EEXIST: return "already exists (a name taken)";
+    case -ENOENT: return "no such entry (name, monitor or child)";
     case -EDEADLK: return "deadlock: the call or the program would wait forever";
     case -EPERM: return "not allowed from this context";
     case -E2BIG: return "argument too large";

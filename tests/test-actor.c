@@ -925,6 +925,10 @@ static intptr_t bad_spawn_main(void *arg)
     CHECK(a == 77, "a refused spawn wrote the pid");
     CHECK_RC(weft_actor_spawn(NULL, nothing_fn, NULL, NULL), 0); /* pid may be NULL */
     weft_actor_opts_init(NULL);
+    /* A process calling itself would take its own request for the reply. */
+    weft_msg reply = {0};
+    CHECK_RC(weft_call(weft_self(), 1, NULL, 0, &reply, WEFT_FOREVER), -EDEADLK);
+    CHECK(reply.block_ == NULL && weft_mailbox_len() == 0, "a refused call left a message");
     return 0;
 }
 
