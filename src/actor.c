@@ -286,12 +286,10 @@ static void actor_die(struct weft__actor *a, intptr_t reason)
     weft__actor_release(a); /* its life's reference */
 }
 
-/* Puts the unprocessed rest of a batch back in front of a's mailbox. */
-static void put_back(struct weft__mbox *mb, struct weft__msg *rest)
+/* Puts the unprocessed rest of a batch (rest to last) back in front of a's
+ * mailbox. */
+static void put_back(struct weft__mbox *mb, struct weft__msg *rest, struct weft__msg *last)
 {
-    struct weft__msg *last = rest;
-    while (last->next)
-        last = last->next;
     weft__spin_lock(&mb->lock);
     last->next = mb->head;
     mb->head = rest;
@@ -308,9 +306,16 @@ static void run_actor(struct runner *r, struct weft__proc *self, struct weft__ac
     self->acting = a;
     self->no_block = true;
     unsigned budget = BUDGET;
+    uint32_t taken = 0; /* not yet counted in mb->received (unbounded mailbox) */
     for (;;) {
         weft__spin_lock(&mb->lock);
-        struct weft__msg *batch = mb->head;
+        if (taken) {
+            atomic_store_explicit(&mb->received,
+                                  atomic_load_explicit(&mb->received, memory_order_relaxed) + taken,
+                                  memory_order_relaxed);
+            taken = 0;
+        }
+        struct weft__msg *batch = mb->head, *batch_tail = mb->tail;
         if (!batch) {
             mb->flags &= ~(uint32_t)WEFT__MBOX_QUEUED;
             weft__spin_unlock(&mb->lock);
@@ -329,7 +334,13 @@ static void run_actor(struct runner *r, struct weft__proc *self, struct weft__ac
             struct weft__msg *m = batch;
             batch = m->next;
             m->next = NULL;
-            weft__mbox_taken(mb);
+            /* Counted at once where a sender may wait for room; else with
+             * the next lock, so that handlers do not write the line senders
+             * lock at each message. */
+            if (mb->bounded)
+                weft__mbox_taken(mb);
+            else
+                taken++;
             intptr_t reason;
             if (m->flags & WEFT__MSG_SIGNAL) {
                 bool ends = weft__actor_signal(a, m, &reason);
@@ -359,12 +370,13 @@ static void run_actor(struct runner *r, struct weft__proc *self, struct weft__ac
                 goto out;
             }
             if (--budget == 0 && batch) {
-                put_back(mb, batch);
+                put_back(mb, batch, batch_tail);
                 break;
             }
         }
     }
 out:
+    r->exit_requested = false; /* also when on_exit called weft_exit */
     self->acting = NULL;
     self->no_block = false;
 }
@@ -461,7 +473,10 @@ static int ensure_runners(void)
         /* The runner may have run already (it sleeps: no actor exists to
          * be queued before started is set below). */
         struct weft__proc *p = weft__handle_acquire(pid, WEFT__HANDLE_PROC);
-        weft__assert(p);
+        if (!p) { /* it ran and ended at once: the runtime is stopping */
+            err = -ECANCELED;
+            goto out;
+        }
         /* Not addressable: signals and messages to a runner drop. */
         weft__spin_lock(&p->mbox.lock);
         p->mbox.flags |= WEFT__MBOX_DEAD;

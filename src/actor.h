@@ -80,6 +80,8 @@ struct weft__mbox_ext {
     bool registered;                    /* name is in the registry (under its lock) */
     char name[WEFT_NAME_MAX];           /* registered name */
     char label[WEFT_NAME_MAX];          /* an actor's name for diagnostics */
+    void (*at_end)(void *arg);          /* weft__at_end's, run last by weft__ext_die */
+    void *at_end_arg;
 };
 
 /* mb's ext, allocated if needed; NULL when out of memory. Call unlocked. */

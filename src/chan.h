@@ -50,7 +50,7 @@ struct weft__handoff {
     void *dst;
     const void *src;
     size_t n;
-    void *wake_senders;  /* a mailbox case: senders to wake (mailbox.c) */
+    void *wake_senders;  /* a mailbox case: the waiter of a sender claimed for room */
 };
 
 /* The block named by handle ch, unlocked and unchecked (see chan.c), or NULL. */
@@ -134,6 +134,6 @@ struct weft__case_kind {
 
 /* mailbox.c */
 extern const struct weft__case_kind weft__msg_case_kind;
-void weft__handoff_wake_senders(void *senders);
+void weft__handoff_wake_senders(void *waiter);
 
 #endif

@@ -603,6 +603,11 @@ void weft__actor_exit_request(struct weft__proc *p, intptr_t reason);
 void weft__mbox_ext_free(struct weft__mbox *mb);
 /* link.c: links a new child (not yet running) with the caller; 0 or -ENOMEM. */
 int weft__link_spawned(struct weft__mbox *child, weft_pid child_pid);
+/* link.c: fn(arg) will run when the calling process ends, however it ends
+ * (return, weft_exit, a kill), after its links, monitors and owned channels
+ * are dealt with, on its own stack; it must not wait. One per process (a
+ * second call replaces the first). 0, -EPERM (not a process) or -ENOMEM. */
+int weft__at_end(void (*fn)(void *arg), void *arg);
 
 /* ---- proc ------------------------------------------------------------------ */
 

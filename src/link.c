@@ -530,12 +530,15 @@ void weft__ext_die(struct weft__mbox_ext *ext, weft_pid pid, intptr_t reason)
             struct weft__link *back = t.mb->ext && !(t.mb->flags & WEFT__MBOX_DEAD)
                                           ? take_link(t.mb->ext, pid) : NULL;
             weft__spin_unlock(&t.mb->lock);
-            if (back)
+            /* No back-link: the other side has ended, or unlinked first
+             * (its weft_unlink returned 0 and must hold): no signal. */
+            if (back) {
                 link_free(back);
-            struct weft__msg *m = l->signal;
-            l->signal = NULL;
-            m->reason = passed;
-            weft__signal(&t, m);
+                struct weft__msg *m = l->signal;
+                l->signal = NULL;
+                m->reason = passed;
+                weft__signal(&t, m);
+            }
             weft__target_release(&t);
         }
         link_free(l);
@@ -585,5 +588,22 @@ void weft__ext_die(struct weft__mbox_ext *ext, weft_pid pid, intptr_t reason)
     }
     if (ext->registered)
         weft__registry_drop(ext->name, pid);
+    if (ext->at_end)
+        ext->at_end(ext->at_end_arg);
     weft__free(ext, sizeof *ext);
+}
+
+int weft__at_end(void (*fn)(void *arg), void *arg)
+{
+    struct weft__target self;
+    if (!weft__self_target(&self) || !self.proc)
+        return -EPERM;
+    struct weft__mbox_ext *ext = weft__mbox_ext(self.mb);
+    if (!ext)
+        return -ENOMEM; /* the caller runs: its mailbox is not dead */
+    weft__spin_lock(&self.mb->lock);
+    ext->at_end = fn;
+    ext->at_end_arg = arg;
+    weft__spin_unlock(&self.mb->lock);
+    return 0;
 }

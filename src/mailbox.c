@@ -132,33 +132,61 @@ void weft__mbox_ext_free(struct weft__mbox *mb)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
-/* With mb locked: wakes up to n senders waiting for room (after the unlock,
- * through *wake, a list the caller passes to wake_senders). */
-static struct weft__sender_wait *take_senders(struct weft__mbox *mb, uint32_t n)
+/* Senders whose waits were claimed under the mailbox lock, to resume after it. */
+enum { WAKE_BATCH = 16 };
+struct sender_wakes {
+    unsigned n;
+    struct weft__waiter *w[WAKE_BATCH];
+};
+
+/* With mb locked: unlinks the senders waiting for room, first come first,
+ * and claims their waits, until n (at most WAKE_BATCH) are claimed. The
+ * claim is made under the lock because a sender's record lives on its
+ * stack: one whose wait ends on its own (deadline, shutdown) leaves as soon
+ * as it can take the lock, while one claimed here stays parked until
+ * resume_senders. A sender that lost the claim is unlinked all the same
+ * and looks for room itself. Returns true if senders remain and fewer than
+ * n were claimed: the caller unlocks, resumes these, and calls again. */
+static bool take_senders(struct weft__mbox *mb, uint32_t n, struct sender_wakes *out)
 {
+    out->n = 0;
     struct weft__mbox_ext *ext = mb->ext;
     if (!(mb->flags & WEFT__MBOX_SENDERS) || !ext)
-        return NULL;
-    struct weft__sender_wait *taken = NULL, **tail = &taken;
-    while (n-- > 0 && ext->senders) {
+        return false;
+    while (out->n < n && out->n < WAKE_BATCH && ext->senders) {
         struct weft__sender_wait *s = ext->senders;
         ext->senders = s->next;
-        s->next = NULL;
-        *tail = s;
-        tail = &s->next;
+        if (weft__wait_claim(s->waiter, s->ticket, 0))
+            out->w[out->n++] = s->waiter;
     }
-    if (!ext->senders)
+    if (!ext->senders) {
         mb->flags &= ~(uint32_t)WEFT__MBOX_SENDERS;
-    return taken;
+        return false;
+    }
+    return out->n < n;
 }
 
-static void wake_senders(struct weft__sender_wait *s)
+static void resume_senders(const struct sender_wakes *s)
 {
-    while (s) {
-        /* Read next before the wake: the waiter's record lives on its stack. */
-        struct weft__sender_wait *next = s->next;
-        weft__wake(s->waiter, s->ticket, 0);
-        s = next;
+    for (unsigned i = 0; i < s->n; i++)
+        weft__wait_resume(s->w[i]);
+}
+
+/* Claims and resumes up to n waiting senders; mb is locked on entry and on
+ * return, unlocked between batches. */
+static void wake_senders_locked(struct weft__mbox *mb, uint32_t n)
+{
+    struct sender_wakes s;
+    while (take_senders(mb, n, &s)) {
+        n -= s.n;
+        weft__spin_unlock(&mb->lock);
+        resume_senders(&s);
+        weft__spin_lock(&mb->lock);
+    }
+    if (s.n) {
+        weft__spin_unlock(&mb->lock);
+        resume_senders(&s);
+        weft__spin_lock(&mb->lock);
     }
 }
 
@@ -282,11 +310,13 @@ int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
     append(t, m, &ticket, &index, &wake, &queue);
     t->queued = queued(mb);
     /* A sender woken for room that we did not need passes it on. */
-    struct weft__sender_wait *pass = NULL;
+    struct sender_wakes pass;
+    pass.n = 0;
     if (me.waiter && capacity_of(mb) && has_room(mb))
-        pass = take_senders(mb, 1);
+        take_senders(mb, 1, &pass);
     weft__spin_unlock(&mb->lock);
-    wake_senders(pass);
+    if (weft__unlikely(pass.n))
+        resume_senders(&pass);
     if (queue)
         weft__actor_schedule(t->actor);
     else if (wake)
@@ -540,11 +570,33 @@ void weft__mbox_taken(struct weft__mbox *mb)
     /* A sender that found no room registered under the lock before; one
      * that looks after our unlock sees the store above. */
     if (mb->bounded) {
+        struct sender_wakes s;
         weft__spin_lock(&mb->lock);
-        struct weft__sender_wait *s = take_senders(mb, 1);
+        take_senders(mb, 1, &s);
         weft__spin_unlock(&mb->lock);
-        wake_senders(s);
+        resume_senders(&s);
     }
+}
+
+/* With a bounded mailbox locked: publishes what its owner has taken or
+ * dropped, and claims senders for the room there is (up to WAKE_BATCH). */
+static void publish_room_locked(struct weft__proc *self, struct sender_wakes *s)
+{
+    struct weft__mbox *mb = &self->mbox;
+    atomic_store_explicit(&mb->received, self->mail.taken, memory_order_relaxed);
+    uint32_t cap = capacity_of(mb), n = queued(mb);
+    s->n = 0;
+    if (cap && n < cap)
+        take_senders(mb, cap - n, s);
+}
+
+static void publish_room(struct weft__proc *self)
+{
+    struct sender_wakes s;
+    weft__spin_lock(&self->mbox.lock);
+    publish_room_locked(self, &s);
+    weft__spin_unlock(&self->mbox.lock);
+    resume_senders(&s);
 }
 
 /* A message left a process's mailbox: counted, published at once when the
@@ -552,14 +604,18 @@ void weft__mbox_taken(struct weft__mbox *mb)
 static void mail_taken(struct weft__proc *self)
 {
     self->mail.taken++;
-    if (self->mbox.bounded) {
-        struct weft__mbox *mb = &self->mbox;
-        weft__spin_lock(&mb->lock);
-        atomic_store_explicit(&mb->received, self->mail.taken, memory_order_relaxed);
-        struct weft__sender_wait *s = take_senders(mb, 1);
-        weft__spin_unlock(&mb->lock);
-        wake_senders(s);
-    }
+    if (self->mbox.bounded)
+        publish_room(self);
+}
+
+/* Frees what file_mail dropped; in a bounded mailbox that is room. */
+static void free_dropped(struct weft__proc *self, struct weft__msg *dropped)
+{
+    if (!dropped)
+        return;
+    weft__msg_free_list(dropped);
+    if (self->mbox.bounded)
+        publish_room(self);
 }
 
 /* A receive that has checked the messages up to cursor already. */
@@ -576,7 +632,7 @@ static int receive_from(struct weft__proc *self, const weft_match *match, struct
             struct arrivals a;
             take_shared(self, &a);
             weft__spin_unlock(&mb->lock);
-            weft__msg_free_list(file_mail(self, &a));
+            free_dropped(self, file_mail(self, &a));
             m = scan(mail, match, &cursor);
             continue;
         }
@@ -653,7 +709,7 @@ bool weft__mail_flush_down(struct weft__proc *self, uint64_t ref)
     weft__spin_lock(&mb->lock);
     take_shared(self, &a);
     weft__spin_unlock(&mb->lock);
-    weft__msg_free_list(file_mail(self, &a));
+    free_dropped(self, file_mail(self, &a));
     struct weft__mail *mail = &self->mail;
     struct weft__msg *prev = NULL;
     for (struct weft__msg *m = mail->head; m; prev = m, m = m->next)
@@ -679,9 +735,8 @@ int weft__mbox_bound(struct weft__mbox *mb, size_t capacity)
         mb->flags &= ~(uint32_t)WEFT__MBOX_BOUNDED;
     mb->bounded = cap != 0;
     uint32_t n = queued(mb);
-    struct weft__sender_wait *s = take_senders(mb, !cap ? UINT32_MAX : n < cap ? cap - n : 0);
+    wake_senders_locked(mb, !cap ? UINT32_MAX : n < cap ? cap - n : 0);
     weft__spin_unlock(&mb->lock);
-    wake_senders(s);
     return 0;
 }
 
@@ -717,15 +772,10 @@ void weft__mbox_die(struct weft__mbox *mb, weft_pid pid, intptr_t reason, struct
     mb->flags &= ~(uint32_t)WEFT__MBOX_WAITING;
     struct weft__msg *queued = mb->head;
     mb->head = mb->tail = NULL;
+    wake_senders_locked(mb, UINT32_MAX); /* they see DEAD and drop their message */
     struct weft__mbox_ext *ext = mb->ext;
     mb->ext = NULL;
-    struct weft__sender_wait *senders = NULL;
-    if (ext) {
-        senders = ext->senders; /* they see DEAD and drop their message */
-        ext->senders = NULL;
-    }
     weft__spin_unlock(&mb->lock);
-    wake_senders(senders);
     weft__msg_free_list(queued);
     if (mail) {
         weft__msg_free_list(mail->head);
@@ -768,8 +818,19 @@ static bool msg_case_try(void *obj, weft_case *c, weft_pid me, int *status,
     struct weft__mail *mail = &self->mail;
     struct arrivals a;
     take_shared(self, &a);
-    /* The dropped blocks are the owner's now: freed under the lock all the same. */
-    weft__msg_free_list(file_mail(self, &a));
+    struct weft__msg *dropped = file_mail(self, &a);
+    /* The dropped blocks are the owner's now: freed under the lock all the
+     * same. In a bounded mailbox they are room: the senders claimed for it
+     * are resumed here, under the lock (a rare path), as select may take
+     * nothing and leave no handoff to do it after the unlock. */
+    if (dropped) {
+        weft__msg_free_list(dropped);
+        if (self->mbox.bounded) {
+            struct sender_wakes w;
+            publish_room_locked(self, &w);
+            resume_senders(&w);
+        }
+    }
     struct weft__msg *cursor = scan_start(mail, match);
     struct weft__msg *m = scan(mail, match, &cursor);
     scan_end(mail, match, cursor);
@@ -777,7 +838,9 @@ static bool msg_case_try(void *obj, weft_case *c, weft_pid me, int *status,
         return false;
     struct weft__mbox *mb = &self->mbox;
     atomic_store_explicit(&mb->received, ++mail->taken, memory_order_relaxed);
-    h->wake_senders = take_senders(mb, 1);
+    struct sender_wakes w;
+    take_senders(mb, 1, &w);
+    h->wake_senders = w.n ? w.w[0] : NULL;
     weft__msg_expose(m, c->buf);
     *status = 0;
     return true;
@@ -803,7 +866,7 @@ const struct weft__case_kind weft__msg_case_kind = {
     true,
 };
 
-void weft__handoff_wake_senders(void *senders)
+void weft__handoff_wake_senders(void *waiter)
 {
-    wake_senders(senders);
+    weft__wait_resume(waiter);
 }

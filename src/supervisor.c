@@ -96,13 +96,15 @@ static void live_add(struct sup *s)
     pthread_mutex_unlock(&live_lock);
 }
 
+/* Removes s if it is there. */
 static void live_del(struct sup *s)
 {
     pthread_mutex_lock(&live_lock);
     struct sup **p = &live_head;
-    while (*p != s)
+    while (*p && *p != s)
         p = &(*p)->next_live;
-    *p = s->next_live;
+    if (*p)
+        *p = s->next_live;
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -215,36 +217,60 @@ static int start_child(struct sup *s, struct child *c)
     return 0;
 }
 
-/* Waits for the EXIT of pid (the link's), leaving every other message. */
-static int wait_exit(weft_pid pid, int64_t deadline)
+/* A child's end, as the supervisor learns it: the link's EXIT, or the DOWN
+ * of a monitor when the link is gone (the child unlinked itself, say by
+ * weft_sup_stop on its own supervisor, or its start did not link it). */
+struct end_watch {
+    weft_pid pid;
+    uint64_t ref;   /* 0: no monitor */
+    bool down;      /* the DOWN was taken: the monitor is over */
+};
+
+static int is_end(const weft_msg *m, void *arg)
 {
-    weft_match match = {.tag = WEFT_TAG_EXIT, .from = pid};
+    const struct end_watch *e = arg;
+    return (m->tag == WEFT_TAG_EXIT && m->from == e->pid) ||
+           (e->ref && m->tag == WEFT_TAG_DOWN && m->ref == e->ref);
+}
+
+/* Waits for e's end, leaving every other message. An end signals links
+ * before monitors, so when the link holds, its EXIT is the one taken. */
+static int wait_end(struct end_watch *e, int64_t deadline)
+{
+    weft_match match = {.pred = is_end, .arg = e};
     weft_msg msg;
     int rc = weft_recv(&msg, &match, deadline);
-    if (rc == 0)
+    if (rc == 0) {
+        e->down = msg.tag == WEFT_TAG_DOWN;
         weft_msg_free(&msg);
+    }
     return rc;
 }
 
 /* Stops c if it runs: WEFT_EXIT_SHUTDOWN, its shutdown time, then
- * WEFT_EXIT_KILL. Returns once its EXIT has been taken (or, when the
- * runtime is shutting down, once the waits fail). */
+ * WEFT_EXIT_KILL. Returns once its end has been seen (or, when the runtime
+ * is shutting down, once the waits fail). */
 static void stop_child(struct child *c)
 {
     weft_pid pid = c->pid;
     if (pid == 0)
         return;
     c->pid = 0;
+    struct end_watch e = {.pid = pid};
+    if (weft_monitor(pid, &e.ref) != 0)
+        e.ref = 0; /* no memory: the link's EXIT alone */
     int rc = -ETIMEDOUT;
     if (c->shutdown != 0) {
         weft_kill(pid, WEFT_EXIT_SHUTDOWN);
-        rc = wait_exit(pid, after(c->shutdown));
+        rc = wait_end(&e, after(c->shutdown));
     }
-    if (rc == 0)
-        return;
-    weft_kill(pid, WEFT_EXIT_KILL); /* not trappable */
-    if (rc != -ECANCELED)           /* the runtime's shutdown fails every wait */
-        wait_exit(pid, WEFT_FOREVER);
+    if (rc != 0) {
+        weft_kill(pid, WEFT_EXIT_KILL); /* not trappable */
+        if (rc != -ECANCELED)           /* the runtime's shutdown fails every wait */
+            rc = wait_end(&e, WEFT_FOREVER);
+    }
+    if (e.ref && !e.down)
+        weft_demonitor(e.ref); /* and its DOWN, if it came */
 }
 
 /* Stops children [from, to) in reverse order, except skip. With drop,
@@ -417,11 +443,25 @@ static void report(struct sup *s, int result)
     weft_chan_send(s->ready, &result, sizeof result, 0);
 }
 
+/* The supervisor's end, however it comes (a return, or WEFT_EXIT_KILL in
+ * the middle of a wait): it leaves the live list and is freed. */
+static void sup_end(void *arg)
+{
+    struct sup *s = arg;
+    live_del(s);
+    sup_destroy(s);
+}
+
 static intptr_t sup_main(void *arg)
 {
     struct sup *s = arg;
     s->self = weft_self();
     s->rand = ((uint64_t)weft_now() ^ (s->self * 0x9E3779B97F4A7C15u)) | 1;
+    if (weft__at_end(sup_end, s) != 0) {
+        report(s, -ENOMEM);
+        sup_destroy(s);
+        return -ENOMEM;
+    }
     live_add(s);
     intptr_t reason;
     int rc = 0;
@@ -443,8 +483,7 @@ static intptr_t sup_main(void *arg)
     live_del(s);
     if (rc < 0)
         report(s, rc); /* after live_del: the pid is dead to weft_sup_* once it is returned */
-    sup_destroy(s);
-    return reason;
+    return reason; /* sup_end frees s */
 }
 
 /* ---- the public calls ---------------------------------------------------------------- */

@@ -1335,3 +1335,109 @@ Test(sup, actor_handler_gets_eperm, .timeout = 30)
 {
     run_1_and_2(actor_main, NULL);
 }
+
+/* ---- ends the supervisor learns of by monitor, and a killed supervisor ------------------- */
+
+static weft_pid own_sup;
+
+/* A child that stops its own supervisor: weft_sup_stop unlinks it first
+ * (so that it would not end with the supervisor's SHUTDOWN), and the
+ * supervisor learns of its end by its monitor. */
+static intptr_t stop_own_sup(void *arg)
+{
+    weft_sleep(test_in_ms(10));
+    weft_sup_stop(own_sup, WEFT_FOREVER); /* ends this process on the way */
+    return 0;
+}
+
+static intptr_t child_stops_sup_main(void *arg)
+{
+    weft_child_spec ch[2] = {{.name = "idle", .fn = idle_main, .shutdown = 100 * MS},
+                             {.name = "stopper", .fn = stop_own_sup, .shutdown = 100 * MS}};
+    weft_sup_spec s = sup_spec(WEFT_ONE_FOR_ONE, ch, 2);
+    CHECK_RC(weft_sup_start(&own_sup, &s, 0), 0);
+    uint64_t ref = monitor(own_sup);
+    intptr_t why = WAIT_DOWN(ref);
+    CHECK(why == WEFT_EXIT_SHUTDOWN, "the supervisor ended with %ld", (long)why);
+    weft_pid p;
+    CHECK_RC(weft_sup_which(own_sup, "idle", &p, test_in_ms(100)), -ESRCH);
+    return 0;
+}
+
+Test(sup, a_child_that_stops_its_own_supervisor, .timeout = 60)
+{
+    run_1_and_2(child_stops_sup_main, NULL);
+}
+
+/* A child whose start does not link it: the supervisor still sees it end
+ * (by its monitor) when it stops it, instead of waiting forever. */
+static int start_unlinked(void *arg, weft_pid *pid)
+{
+    return weft_spawn(pid, idle_main, NULL, NULL) < 0 ? -1 : 0;
+}
+
+static intptr_t unlinked_child_main(void *arg)
+{
+    weft_child_spec ch[1] = {{.name = "loose", .start = start_unlinked, .shutdown = 50 * MS}};
+    weft_sup_spec s = sup_spec(WEFT_ONE_FOR_ONE, ch, 1);
+    weft_pid sup, kid;
+    CHECK_RC(weft_sup_start(&sup, &s, 0), 0);
+    kid = which(__LINE__, sup, "loose");
+    uint64_t ref = monitor(kid);
+    CHECK_RC(weft_sup_stop(sup, test_in_ms(10000)), 0);
+    intptr_t why = WAIT_DOWN(ref);
+    CHECK(why == WEFT_EXIT_SHUTDOWN, "the child ended with %ld", (long)why);
+    CHECK_RC(weft_join(kid, NULL, WEFT_FOREVER), 0);
+    return 0;
+}
+
+Test(sup, stopping_a_child_its_start_did_not_link, .timeout = 60)
+{
+    run_1_and_2(unlinked_child_main, NULL);
+}
+
+/* weft_kill(sup, WEFT_EXIT_KILL) ends it in the middle of a wait: its
+ * children end with it (linked), it is no longer a supervisor to
+ * weft_sup_*, and it leaves nothing allocated. */
+static atomic_long held;
+static void *counting(void *ud, void *p, size_t old, size_t n)
+{
+    if (p)
+        atomic_fetch_sub(&held, (long)old);
+    if (!n) {
+        free(p);
+        return NULL;
+    }
+    void *q = realloc(p, n);
+    if (q)
+        atomic_fetch_add(&held, (long)n);
+    return q;
+}
+
+static intptr_t killed_sup_main(void *arg)
+{
+    weft_child_spec ch[2] = {{.name = "a", .fn = idle_main}, {.name = "b", .fn = idle_main}};
+    weft_sup_spec s = sup_spec(WEFT_ONE_FOR_ALL, ch, 2);
+    weft_pid sup;
+    CHECK_RC(weft_sup_start(&sup, &s, 0), 0);
+    uint64_t ra = monitor(which(__LINE__, sup, "a")), rb = monitor(which(__LINE__, sup, "b"));
+    uint64_t ref = monitor(sup);
+    CHECK_RC(weft_kill(sup, WEFT_EXIT_KILL), 0);
+    CHECK(WAIT_DOWN(ref) == WEFT_EXIT_KILLED, "the supervisor's reason");
+    CHECK(WAIT_DOWN(ra) == WEFT_EXIT_KILLED, "child a's reason");
+    CHECK(WAIT_DOWN(rb) == WEFT_EXIT_KILLED, "child b's reason");
+    CHECK_RC(weft_sup_stop(sup, test_in_ms(100)), -ESRCH);
+    CHECK(weft_sup_restarts(sup, test_in_ms(100)) == -ESRCH, "restarts of a killed supervisor");
+    return 0;
+}
+
+Test(sup, a_killed_supervisor_leaves_nothing_behind, .timeout = 60)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        ASSERT_OK(weft_set_allocator(counting, NULL));
+        run_at_workers(workers, killed_sup_main, NULL);
+        cr_assert_eq(atomic_load(&held), 0, "%u workers: %ld bytes still held", workers,
+                     atomic_load(&held));
+        ASSERT_OK(weft_set_allocator(NULL, NULL));
+    }
+}
