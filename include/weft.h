@@ -597,8 +597,9 @@ WEFT_API int weft_actor_spawn(weft_pid *pid, weft_actor_fn fn, void *state,
  * weft call, whose wait fails with -ECANCELED first; an actor when it comes
  * to the signal, which keeps its place after the messages queued before it).
  * Linking twice is one link.
- * Errors: -ESRCH (pid is not alive), -EINVAL [misuse] (pid is the caller's
- * own), -EPERM [misuse] (not a process or actor), -ENOMEM. */
+ * Errors: -ESRCH (pid has ended; [misuse] if it never was a pid of this
+ * runtime), -EINVAL [misuse] (pid is the caller's own), -EPERM [misuse]
+ * (not a process or actor), -ENOMEM. */
 WEFT_API int weft_link(weft_pid pid);
 
 /* Removes the link with pid (none: 0). Errors: -EPERM [misuse] (not a
@@ -631,8 +632,8 @@ WEFT_API int weft_demonitor(uint64_t ref);
 
 /* Makes pid the owner of channel ch: when pid ends, ch is closed (as
  * weft_chan_close), so that receivers learn that their producer is gone.
- * Errors: -EBADF [misuse] (bad channel), -ESRCH (pid is not alive),
- * -ENOMEM, -ESHUTDOWN. */
+ * Errors: -EBADF [misuse] (bad channel), -ESRCH (pid has ended; [misuse]
+ * if it never was a pid of this runtime), -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_chan_set_owner(weft_chan ch, weft_pid pid);
 
 /* ---- Registry ---------------------------------------------------------------------- */
@@ -640,8 +641,8 @@ WEFT_API int weft_chan_set_owner(weft_chan ch, weft_pid pid);
 /* Names pid (a process or an actor) until it ends or the name is
  * unregistered. name: 1..WEFT_NAME_MAX-1 bytes, copied.
  * Errors: -EEXIST (the name is taken), -EBUSY (pid already has a name),
- * -ESRCH (pid is not alive), -EINVAL [misuse] (name NULL, empty or too
- * long), -ENOMEM, -ESHUTDOWN. */
+ * -ESRCH (pid has ended; [misuse] if it never was a pid of this runtime),
+ * -EINVAL [misuse] (name NULL, empty or too long), -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_register(const char *name, weft_pid pid);
 /* Errors: -ENOENT (no such name), -EINVAL [misuse], -ESHUTDOWN. */
 WEFT_API int weft_unregister(const char *name);

@@ -45,6 +45,7 @@ struct runner {
     struct weft__proc *proc;           /* the runner */
     unsigned id;
     unsigned lifo_streak;              /* actors queued in front in a row, under lock */
+    uint32_t uncounted;                /* taken from the running actor, not yet in received */
     bool exit_requested;               /* weft_exit in the running handler */
     intptr_t exit_reason;
     struct weft__actor *free;          /* slab cache (the runner's worker only) */
@@ -306,14 +307,14 @@ static void run_actor(struct runner *r, struct weft__proc *self, struct weft__ac
     self->acting = a;
     self->no_block = true;
     unsigned budget = BUDGET;
-    uint32_t taken = 0; /* not yet counted in mb->received (unbounded mailbox) */
     for (;;) {
         weft__spin_lock(&mb->lock);
-        if (taken) {
+        if (r->uncounted) {
             atomic_store_explicit(&mb->received,
-                                  atomic_load_explicit(&mb->received, memory_order_relaxed) + taken,
+                                  atomic_load_explicit(&mb->received, memory_order_relaxed) +
+                                      r->uncounted,
                                   memory_order_relaxed);
-            taken = 0;
+            r->uncounted = 0;
         }
         struct weft__msg *batch = mb->head, *batch_tail = mb->tail;
         if (!batch) {
@@ -340,7 +341,7 @@ static void run_actor(struct runner *r, struct weft__proc *self, struct weft__ac
             if (mb->bounded)
                 weft__mbox_taken(mb);
             else
-                taken++;
+                r->uncounted++;
             intptr_t reason;
             if (m->flags & WEFT__MSG_SIGNAL) {
                 bool ends = weft__actor_signal(a, m, &reason);
@@ -377,8 +378,14 @@ static void run_actor(struct runner *r, struct weft__proc *self, struct weft__ac
     }
 out:
     r->exit_requested = false; /* also when on_exit called weft_exit */
+    r->uncounted = 0;
     self->acting = NULL;
     self->no_block = false;
+}
+
+uint32_t weft__actor_uncounted(struct weft__proc *p)
+{
+    return actors.runners[p->worker].uncounted;
 }
 
 void weft__actor_exit_request(struct weft__proc *p, intptr_t reason)

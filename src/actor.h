@@ -94,6 +94,16 @@ int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
 /* Appends m to t's mailbox whatever its capacity (signals, DOWN messages,
  * replies); drops it if the owner has ended. */
 void weft__mbox_push(struct weft__target *t, struct weft__msg *m);
+/* weft__mbox_push in two steps, for a caller that holds t's lock: the
+ * append (false: the owner has ended, m is still the caller's), then, after
+ * the unlock, the wake it calls for. */
+struct weft__push {
+    unsigned ticket;
+    int index;
+    bool wake, queue;
+};
+bool weft__mbox_push_locked(struct weft__target *t, struct weft__msg *m, struct weft__push *after);
+void weft__mbox_push_done(struct weft__target *t, const struct weft__push *after);
 /* Looks pid up and delivers m: as weft__deliver, -ESRCH for a forged pid;
  * *queued as weft__target.queued. */
 int weft__deliver_to(weft_pid pid, struct weft__msg *m, int64_t deadline, uint32_t *queued);

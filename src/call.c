@@ -40,6 +40,7 @@ static int call(weft_pid pid, int tag, const void *data, size_t size, weft_msg *
 {
     weft__det_point();
     struct weft__proc *self = weft__proc_current();
+    weft__kill_check(self);
     struct weft__target me = {.mb = &self->mbox, .proc = self, .pid = self->pid};
     struct weft__target t;
     int found = weft__target_acquire(pid, &t);
@@ -122,7 +123,11 @@ static int reply_to(const weft_msg *req, int tag, const void *data, size_t size)
 
 int weft_reply(const weft_msg *request, int tag, const void *data, size_t size)
 {
-    if (!request || !request->ref || !request->from)
+    /* A request has a user tag, a reference and a sender; a reply has them
+     * too, but its block says so (a DOWN or an EXIT has a negative tag). */
+    const struct weft__msg *block = request ? request->block_ : NULL;
+    if (!request || request->tag < 1 || !request->ref || !request->from ||
+        (block && (block->flags & WEFT__MSG_REPLY)))
         return weft__misuse(-EINVAL, "weft_reply: not a request from weft_call");
     if (tag < 1)
         return weft__misuse(-EINVAL, "weft_reply: tag %d (user tags are >= 1)", tag);

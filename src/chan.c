@@ -368,6 +368,8 @@ static inline __attribute__((always_inline)) int chan_op(struct weft__worker *wo
                                                          weft_chan ch, void *elem, size_t size,
                                                          int64_t deadline)
 {
+    if (self)
+        weft__kill_check(self);
     struct weft__chan *c = weft__chan_find(ch);
     if (weft__unlikely(!c))
         return -EBADF;

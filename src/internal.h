@@ -597,6 +597,8 @@ void weft__mbox_die(struct weft__mbox *mb, weft_pid pid, intptr_t reason, struct
 /* actor.c */
 struct weft__actor;
 weft_pid weft__actor_pid(const struct weft__actor *a);
+/* Messages the handler p runs has taken but its mailbox has not counted yet. */
+uint32_t weft__actor_uncounted(struct weft__proc *p);
 /* weft_exit in the handler p runs: the actor ends after it. */
 void weft__actor_exit_request(struct weft__proc *p, intptr_t reason);
 /* Frees the ext of an owner nobody has seen yet (a spawn that failed). */
@@ -665,6 +667,15 @@ _Noreturn void weft__proc_finish(struct weft__proc *p, intptr_t result);
 /* A process that an exit signal has killed ends here: called by blocking
  * calls when their wait failed with -ECANCELED. */
 void weft__kill_point(void);
+/* At the entry of a blocking call of process p: an exit signal that came
+ * while p computed ends it here, also when the call would not need to wait
+ * (a process whose mailbox is never empty must still die). One relaxed load;
+ * a signal this misses cancels the wait the call may open (wait.c). */
+static inline void weft__kill_check(struct weft__proc *p)
+{
+    if (weft__unlikely(atomic_load_explicit(&p->kill_pending, memory_order_relaxed)))
+        weft__kill_point();
+}
 static inline bool weft__in_proc(void)
 {
     return weft__proc_current() != NULL;

@@ -89,38 +89,62 @@ static struct weft__msg *exit_msg(weft_pid from, intptr_t reason)
 
 /* ---- exit signals ------------------------------------------------------------------------ */
 
-void weft__signal(struct weft__target *t, struct weft__msg *m)
+/* What an exit signal did under its target's lock, and what is left for
+ * after the unlock (signal_done). */
+enum signal_outcome {
+    SIGNAL_DROPPED,  /* ignored, or the target has ended: m is to be freed */
+    SIGNAL_PUSHED,   /* an EXIT message, or an actor's signal, was appended */
+    SIGNAL_KILL      /* kill_pending is set: barrier, then cancel its wait */
+};
+
+/* With t's mailbox locked: delivers the exit signal m (its reason set). */
+static enum signal_outcome signal_locked(struct weft__target *t, struct weft__msg *m,
+                                         struct weft__push *after)
 {
     struct weft__mbox *mb = t->mb;
     if (t->actor) { /* its runner decides, in order with its messages */
         m->flags = WEFT__MSG_SIGNAL;
-        weft__mbox_push(t, m);
-        return;
+        return weft__mbox_push_locked(t, m, after) ? SIGNAL_PUSHED : SIGNAL_DROPPED;
     }
+    if (mb->flags & WEFT__MBOX_DEAD)
+        return SIGNAL_DROPPED;
     intptr_t reason = m->reason;
-    struct weft__proc *p = t->proc;
-    weft__spin_lock(&mb->lock);
-    bool dead = mb->flags & WEFT__MBOX_DEAD;
     bool trap = mb->flags & WEFT__MBOX_TRAP;
-    bool kill = false;
-    if (!dead && (reason == WEFT_EXIT_KILL || (!trap && reason != WEFT_EXIT_NORMAL))) {
+    if (reason == WEFT_EXIT_KILL || (!trap && reason != WEFT_EXIT_NORMAL)) {
+        struct weft__proc *p = t->proc;
         if (!atomic_load_explicit(&p->kill_pending, memory_order_relaxed)) {
             p->kill_reason = reason == WEFT_EXIT_KILL ? WEFT_EXIT_KILLED : reason;
             atomic_store_explicit(&p->kill_pending, true, memory_order_seq_cst);
         }
-        kill = true;
+        return SIGNAL_KILL;
     }
-    weft__spin_unlock(&mb->lock);
-    if (kill) {
-        weft__msg_free(m);
+    if (!trap)
+        return SIGNAL_DROPPED; /* NORMAL, not trapped */
+    m->flags = 0;
+    return weft__mbox_push_locked(t, m, after) ? SIGNAL_PUSHED : SIGNAL_DROPPED;
+}
+
+static void signal_done(struct weft__target *t, struct weft__msg *m, enum signal_outcome o,
+                        const struct weft__push *after)
+{
+    if (o == SIGNAL_PUSHED) {
+        weft__mbox_push_done(t, after);
+        return;
+    }
+    weft__msg_free(m);
+    if (o == SIGNAL_KILL) {
         kill_barrier();
-        weft__wait_cancel(&p->waiter);
-    } else if (!dead && trap) {
-        m->flags = 0;
-        weft__mbox_push(t, m);
-    } else {
-        weft__msg_free(m);
+        weft__wait_cancel(&t->proc->waiter);
     }
+}
+
+void weft__signal(struct weft__target *t, struct weft__msg *m)
+{
+    struct weft__push after;
+    weft__spin_lock(&t->mb->lock);
+    enum signal_outcome o = signal_locked(t, m, &after);
+    weft__spin_unlock(&t->mb->lock);
+    signal_done(t, m, o, &after);
 }
 
 bool weft__actor_signal(struct weft__actor *a, struct weft__msg *m, intptr_t *reason)
@@ -526,18 +550,24 @@ void weft__ext_die(struct weft__mbox_ext *ext, weft_pid pid, intptr_t reason)
         ext->links = l->next;
         struct weft__target t;
         if (weft__target_acquire(l->pid, &t) == 0) {
+            /* The back-link is taken and the signal delivered in one hold of
+             * the other side's lock: either its weft_unlink came first (and
+             * no signal follows its return), or the signal is in. */
+            struct weft__msg *m = l->signal;
+            m->reason = passed;
+            struct weft__push after;
+            enum signal_outcome o = SIGNAL_DROPPED;
             weft__spin_lock(&t.mb->lock);
             struct weft__link *back = t.mb->ext && !(t.mb->flags & WEFT__MBOX_DEAD)
                                           ? take_link(t.mb->ext, pid) : NULL;
+            if (back) {
+                l->signal = NULL;
+                o = signal_locked(&t, m, &after);
+            }
             weft__spin_unlock(&t.mb->lock);
-            /* No back-link: the other side has ended, or unlinked first
-             * (its weft_unlink returned 0 and must hold): no signal. */
             if (back) {
                 link_free(back);
-                struct weft__msg *m = l->signal;
-                l->signal = NULL;
-                m->reason = passed;
-                weft__signal(&t, m);
+                signal_done(&t, m, o, &after);
             }
             weft__target_release(&t);
         }

@@ -233,23 +233,33 @@ static void append(struct weft__target *t, struct weft__msg *m, unsigned *ticket
     }
 }
 
+bool weft__mbox_push_locked(struct weft__target *t, struct weft__msg *m, struct weft__push *after)
+{
+    after->wake = after->queue = false;
+    if (t->mb->flags & WEFT__MBOX_DEAD)
+        return false;
+    append(t, m, &after->ticket, &after->index, &after->wake, &after->queue);
+    return true;
+}
+
+void weft__mbox_push_done(struct weft__target *t, const struct weft__push *after)
+{
+    if (after->queue)
+        weft__actor_schedule(t->actor);
+    else if (after->wake)
+        weft__wake(&t->proc->waiter, after->ticket, after->index);
+}
+
 void weft__mbox_push(struct weft__target *t, struct weft__msg *m)
 {
-    unsigned ticket = 0;
-    int index = 0;
-    bool wake = false, queue = false;
+    struct weft__push after;
     weft__spin_lock(&t->mb->lock);
-    if (t->mb->flags & WEFT__MBOX_DEAD) {
-        weft__spin_unlock(&t->mb->lock);
-        weft__msg_free(m);
-        return;
-    }
-    append(t, m, &ticket, &index, &wake, &queue);
+    bool pushed = weft__mbox_push_locked(t, m, &after);
     weft__spin_unlock(&t->mb->lock);
-    if (queue)
-        weft__actor_schedule(t->actor);
-    else if (wake)
-        weft__wake(&t->proc->waiter, ticket, index);
+    if (pushed)
+        weft__mbox_push_done(t, &after);
+    else
+        weft__msg_free(m);
 }
 
 int weft__deliver(struct weft__target *t, struct weft__msg *m, int64_t deadline)
@@ -684,6 +694,7 @@ static int recv(weft_msg *msg, const weft_match *match, int64_t deadline)
     if (self->acting)
         return weft__misuse(-EPERM, "weft_recv: an actor receives through its handler");
     weft__det_point();
+    weft__kill_check(self);
     struct weft__msg *m;
     int err = weft__receive(self, match, deadline, &m);
     if (err) {
@@ -758,9 +769,15 @@ long weft_mailbox_len(void)
     struct weft__target self;
     if (!weft__self_target(&self))
         return weft__misuse(-EPERM, "weft_mailbox_len: not a process or actor");
-    if (self.proc)
+    if (self.proc) { /* sift the arrivals first: late replies and stale DOWNs do not count */
+        struct arrivals a;
+        weft__spin_lock(&self.mb->lock);
+        take_shared(self.proc, &a);
+        weft__spin_unlock(&self.mb->lock);
+        free_dropped(self.proc, file_mail(self.proc, &a));
         return (long)(atomic_load_explicit(&self.mb->sent, memory_order_relaxed) - self.proc->mail.taken);
-    return (long)queued(self.mb);
+    }
+    return (long)(queued(self.mb) - weft__actor_uncounted(weft__proc_current()));
 }
 
 /* ---- the end of a mailbox ------------------------------------------------------------ */

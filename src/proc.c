@@ -348,6 +348,9 @@ joined:
 
 static int join_killable(weft_pid pid, intptr_t *result, int64_t deadline)
 {
+    struct weft__proc *self = weft__proc_current();
+    if (self)
+        weft__kill_check(self);
     int err = join(pid, result, deadline);
     if (err == -ECANCELED)
         weft__kill_point();
@@ -428,7 +431,9 @@ static int sleep_until(int64_t deadline)
 
 int weft_sleep(int64_t deadline)
 {
-    if (weft__proc_current()) {
+    struct weft__proc *self = weft__proc_current();
+    if (self) {
+        weft__kill_check(self);
         int err = sleep_until(deadline);
         if (err == -ECANCELED)
             weft__kill_point();

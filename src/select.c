@@ -342,8 +342,17 @@ int weft_select(weft_case *cases, size_t n, int policy, int64_t deadline)
                                 cases[i].kind);
         if (!cases[i].buf)
             return weft__misuse(-EINVAL, "weft_select: case %zu has a NULL buffer", i);
+        /* Checked here, not by the case's find: -EPERM is -1, which the
+         * passes below read as "no case ready". */
+        if (cases[i].kind == WEFT_CASE_MSG) {
+            struct weft__proc *self = weft__proc_current();
+            if (!self || self->acting)
+                return weft__misuse(-EPERM, "weft_select: case %zu: a mailbox case needs a process",
+                                    i);
+        }
     }
     if (weft__in_proc()) {
+        weft__kill_check(weft__proc_current());
         int r = select_cases(cases, n, policy, deadline);
         if (r == -ECANCELED)
             weft__kill_point();

@@ -657,8 +657,16 @@ static int stop_from_thread(weft_pid sup, int64_t deadline)
     return rc;
 }
 
+/* No runtime: -ESHUTDOWN, as every call that takes a handle. */
+static bool no_runtime(void)
+{
+    return atomic_load_explicit(&weft__rt.state, memory_order_acquire) == WEFT__RT_STOPPED;
+}
+
 int weft_sup_stop(weft_pid sup, int64_t deadline)
 {
+    if (no_runtime())
+        return -ESHUTDOWN;
     if (!live_has(sup))
         return -ESRCH;
     weft_pid self = weft_self();
@@ -692,6 +700,8 @@ int weft_sup_stop(weft_pid sup, int64_t deadline)
 static int ask(weft_pid sup, int tag, const void *data, size_t size, struct answer *a,
                int64_t deadline)
 {
+    if (no_runtime())
+        return -ESHUTDOWN;
     if (!live_has(sup))
         return -ESRCH;
     if (sup == weft_self()) /* a child's start callback asking its own supervisor */

@@ -1065,7 +1065,7 @@ static intptr_t stale_room_main(void *arg)
         int v;
         CHECK_RC(weft_chan_recv(r.go, &v, sizeof v, WEFT_FOREVER), 0);
         weft_sleep(test_in_ms(20)); /* the owner waits */
-        weft_msg late = {.from = owner, .ref = 12345}; /* a reply to a call long over */
+        weft_msg late = {.tag = 1, .from = owner, .ref = 12345}; /* a call long over */
         CHECK_RC(weft_reply(&late, 1, NULL, 0), 0);
         weft_sleep(test_in_ms(20)); /* the owner dropped it and waits again */
         CHECK_RC(weft_send(owner, 2, NULL, 0, 0), 0);

@@ -12,9 +12,14 @@
  * for that column. The contexts: a process and an outside thread of a running
  * runtime, a process and an outside thread of a runtime shutting down (a
  * weft_stop whose deadline passed), and no runtime (before the first start
- * and after a stop). After every probe the fixture is checked: the live
- * channels hold what they held, the processes waiting on the gate channel
- * still wait, the objects that took stale slots are intact. */
+ * and after a stop); rows named in_actor_* run their calls in the handler of
+ * the fixture's actor, asked from a process or an outside thread. After every
+ * probe the fixture is checked: the live channels hold what they held, the
+ * processes waiting on the gate channel still wait, the objects that took
+ * stale slots are intact, the probing process's mailbox is empty and it traps
+ * no exits, the actor took no stray message, the registry's name is in place.
+ * At the end the waiters find their mailboxes as they were, and no link is
+ * left (the probing process traps exits while the others end). */
 #define _GNU_SOURCE /* setenv, unsetenv */
 #include <fcntl.h>
 #include <limits.h>
@@ -51,7 +56,10 @@ static const char *const col_name[] = {"NULL", "never-valid", "stale", "size", "
                                        "state"};
 
 /* Which handle list a probe runs over (H_NONE: once, with handle 0). */
-enum hkind { H_NONE, H_CHAN, H_PID };
+/* H_ENDED: pids of this runtime whose process or actor has ended (a send or
+ * an exit signal to one is dropped, not refused); H_OLD: pids of an earlier
+ * runtime (never pids of this one). */
+enum hkind { H_NONE, H_CHAN, H_PID, H_ENDED, H_OLD };
 
 enum { HMAX = 128 };
 struct hlist {
@@ -62,6 +70,7 @@ struct hlist {
 struct waiter {
     weft_chan gate;
     intptr_t result;
+    long mail; /* messages its mailbox holds when the gate closes */
 };
 
 /* The objects every probe must leave alone, and the handles it is given. */
@@ -81,10 +90,17 @@ struct fx {
     weft_pid detached;   /* detached at spawn */
     weft_pid extra[8];   /* waiters spawned while looking for a reused slot */
     int nextra;
-    struct waiter w_peer, w_fresh, w_chan_pid, w_detached, w_extra;
+    weft_pid full;       /* a waiter whose mailbox of capacity 1 holds one message */
+    weft_pid zombie;     /* returned, not joined */
+    weft_pid actor;      /* answers the protocol of fx_actor, counts any other message */
+    weft_chan actor_out; /* capacity 1: results of the probes the actor runs */
+    weft_pid sup;        /* a supervisor of one child, "idle" */
+    weft_pid sup_child;
+    struct waiter w_peer, w_fresh, w_chan_pid, w_detached, w_extra, w_full;
     /* Handles to refuse: never valid; stale (freed, most with the slot
      * reused); valid until the runtime stopped (no-runtime context only). */
     struct hlist bad_ch, bad_pid, stale_ch, stale_pid, dead_ch, dead_pid, tmp;
+    struct hlist ended_pid, old_pid; /* see H_ENDED, H_OLD */
     int *elem;           /* exactly one int on the heap: an overrun is an ASan error */
     int fd_null, fd_ro, fd_broken; /* /dev/null for writing and for reading; a pipe without reader */
 };
@@ -107,7 +123,7 @@ struct probe {
 #define LONG_NAME "peer-0123456789-0123456789-0123456789"
 #define TOUCHED 1000000 /* a probe's return when an error left its output changed */
 enum { PEER_RESULT = 101, FRESH_RESULT = 102, CHAN_PID_RESULT = 103, DETACHED_RESULT = 104,
-       EXTRA_RESULT = 105 };
+       EXTRA_RESULT = 105, FULL_RESULT = 106 };
 #define STACK ((size_t)256 * 1024) /* the probing processes' stacks */
 
 /* ---- failures: every one is kept (up to the log's size), not only the first --------- */
@@ -158,12 +174,16 @@ static intptr_t ret_arg(void *arg)
 }
 
 /* Waits on the gate: returns its result once the gate is closed (or the
- * runtime shuts down); anything else means a probe reached it. */
+ * runtime shuts down) if its mailbox holds what it held; anything else
+ * means a probe reached it. */
 static intptr_t gate_waiter(void *arg)
 {
     struct waiter *w = arg;
     int v = 0;
     int rc = weft_chan_recv(w->gate, &v, sizeof v, WEFT_FOREVER);
+    long mail = weft_mailbox_len();
+    if (mail != w->mail)
+        return -200000 - mail;
     if (rc == -EPIPE || rc == -ECANCELED)
         return w->result;
     return rc == 0 ? -100000 - v : rc;
@@ -882,6 +902,1170 @@ static int p_dump_ok(struct fx *f, uint64_t h, int k)
     return weft_dump(f->fd_null);
 }
 
+/* ---- mailboxes, request and reply, actors, links, registry, supervisors -------------------- */
+
+/* The fixture actor's protocol (user tags, >= 1). */
+enum { TAG_USER = 1, TAG_PROBE = 0x4D310001, TAG_ECHO, TAG_DEFER, TAG_FLUSH, TAG_NOREPLY };
+#define BROKE 1000001 /* a probe's own machinery failed: not weft's answer to the probe */
+#define REASON ((intptr_t)77) /* an abnormal exit reason */
+
+typedef int (*probe_fn)(struct fx *f, uint64_t h, int k);
+
+/* The fixture actor's state: what it took besides its protocol (must stay
+ * 0: every message a probe sends to it is refused), and a request it has
+ * not answered yet. */
+static struct actor_box {
+    atomic_long stray;
+    weft_msg deferred;
+    bool has_deferred;
+} abox;
+
+/* A probe for the actor to run in its handler. */
+struct actor_job {
+    probe_fn fn;
+    struct fx *f;
+    uint64_t h;
+    int k;
+};
+
+static void fx_actor(void *state, weft_msg *m)
+{
+    struct actor_box *b = state;
+    switch (m->tag) {
+    case TAG_PROBE: {
+        struct actor_job j;
+        memcpy(&j, m->data, sizeof j);
+        int rc = j.fn(j.f, j.h, j.k);
+        if (weft_chan_send(j.f->actor_out, &rc, sizeof rc, 0) != 0)
+            atomic_fetch_add(&b->stray, 1000);
+        break;
+    }
+    case TAG_ECHO:
+        if (weft_reply(m, TAG_ECHO, m->data, m->size) != 0)
+            atomic_fetch_add(&b->stray, 1000);
+        break;
+    case TAG_DEFER: /* answered at TAG_FLUSH, when the caller has given up */
+        b->deferred = (weft_msg){.tag = m->tag, .from = m->from, .ref = m->ref};
+        b->has_deferred = true;
+        break;
+    case TAG_FLUSH:
+        if (!b->has_deferred || weft_reply(&b->deferred, TAG_ECHO, NULL, 0) != 0)
+            atomic_fetch_add(&b->stray, 1000);
+        b->has_deferred = false;
+        break;
+    case TAG_NOREPLY:
+        break;
+    default:
+        atomic_fetch_add(&b->stray, 1);
+    }
+}
+
+static void nop_actor(void *state, weft_msg *m)
+{
+}
+
+/* Runs fn(f, h, k) in the fixture actor's handler and returns its result
+ * (from a process or an outside thread of a running runtime). */
+static int in_actor(struct fx *f, probe_fn fn, uint64_t h, int k)
+{
+    struct actor_job j = {fn, f, h, k};
+    int out = 0;
+    if (weft_send(f->actor, TAG_PROBE, &j, sizeof j, 0) != 0 ||
+        weft_chan_recv(f->actor_out, &out, sizeof out, WEFT_FOREVER) != 0)
+        return BROKE;
+    return out;
+}
+#define IN_ACTOR(id)                                              \
+    static int p_in_actor_##id(struct fx *f, uint64_t h, int k)   \
+    {                                                             \
+        return in_actor(f, a_##id, h, k);                         \
+    }
+
+static int a_nop(struct fx *f, uint64_t h, int k)
+{
+    return 0;
+}
+
+/* A live mailbox that a refused send must leave as it was: the caller's own
+ * (fx_check sees it empty), else the fixture actor's (it counts strays);
+ * with no runtime, a pid of nothing. */
+static weft_pid mailbox_of(struct fx *f)
+{
+    weft_pid me = weft_self();
+    return me ? me : f->running ? f->actor : 0x100000001ull;
+}
+
+/* A live process: the peer (no runtime: a pid of nothing). */
+static weft_pid live_pid(struct fx *f)
+{
+    return f->running ? f->peer : 0x100000001ull;
+}
+
+/* Takes every message of the caller's mailbox; returns how many there were. */
+static int drain(void)
+{
+    weft_msg m;
+    int n = 0;
+    while (weft_recv(&m, NULL, 0) == 0) {
+        weft_msg_free(&m);
+        n++;
+    }
+    return n;
+}
+
+static const int bad_tags[] = {0, WEFT_TAG_EXIT, WEFT_TAG_DOWN, -3, INT_MIN};
+enum { NTAGS = sizeof bad_tags / sizeof bad_tags[0] };
+static const size_t big_sizes[] = {WEFT_MSG_MAX + 1, WEFT_MSG_MAX * 2, SIZE_MAX / 2, SIZE_MAX};
+enum { NBIG = sizeof big_sizes / sizeof big_sizes[0] };
+static const size_t null_sizes[] = {1, 4, WEFT_MSG_MAX};
+enum { NNULLS = sizeof null_sizes / sizeof null_sizes[0] };
+
+/* weft_send: k % NTAGS the tag, k / NTAGS with a payload or not. */
+static int p_msend_tag(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    bool data = k / NTAGS == 0;
+    return weft_send(mailbox_of(f), bad_tags[k % NTAGS], data ? f->elem : NULL, data ? sizeof(int) : 0,
+                     0);
+}
+
+/* Sizes above WEFT_MSG_MAX, with the one-int heap block (nothing may be
+ * read from it) or NULL, both deadlines. */
+static int p_msend_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_send(mailbox_of(f), TAG_USER, (k / NBIG) % 2 ? NULL : f->elem, big_sizes[k % NBIG],
+                     dl(k / (2 * NBIG)));
+}
+
+static int p_msend_null_data(struct fx *f, uint64_t h, int k)
+{
+    return weft_send(mailbox_of(f), TAG_USER, NULL, null_sizes[k % NNULLS], dl(k / NNULLS));
+}
+
+static int p_msend(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_send(h, TAG_USER, f->elem, sizeof(int), dl(k));
+}
+
+/* The full bounded mailbox: deadline 0 gives -EAGAIN, a deadline soon
+ * -ETIMEDOUT. */
+static int p_msend_full_now(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_send(f->full, TAG_USER, f->elem, sizeof(int), 0);
+}
+
+static int p_msend_full_wait(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_send(f->full, TAG_USER, f->elem, sizeof(int), weft_now() + 2 * MS);
+}
+
+/* A valid send to the caller's own mailbox (no payload, or an int) comes
+ * back as sent. */
+static int p_msend_self(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    weft_pid me = weft_self();
+    int rc = weft_send(me, TAG_USER + k, k ? f->elem : NULL, k ? sizeof(int) : 0, 0);
+    if (rc)
+        return rc;
+    weft_msg m;
+    if (weft_recv(&m, NULL, 0) != 0)
+        return BROKE;
+    bool ok = m.tag == TAG_USER + k && m.from == me && m.ref == 0 && m.reason == 0 &&
+              m.size == (k ? sizeof(int) : 0) && (k ? *(int *)m.data == 42 : m.data == NULL);
+    weft_msg_free(&m);
+    return ok ? 0 : BROKE;
+}
+
+/* weft_send_buf with a buffer of one int, freed here unless weft took it
+ * (a buffer freed twice, or never, is an ASan error). */
+static int sendbuf_to(weft_pid pid, int tag, int64_t deadline)
+{
+    int *b = weft_buf_alloc(sizeof(int));
+    if (!b)
+        return BROKE;
+    *b = 42;
+    int rc = weft_send_buf(pid, tag, b, deadline);
+    if (rc) {
+        if (*b != 42)
+            rc = TOUCHED;
+        weft_buf_free(b);
+    }
+    return rc;
+}
+
+/* NULL buf: refused before the tag is looked at. */
+static int p_sendbuf_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_send_buf(mailbox_of(f), k % 2 ? 0 : TAG_USER, NULL, dl(k / 2));
+}
+
+static int p_sendbuf_tag(struct fx *f, uint64_t h, int k)
+{
+    return sendbuf_to(mailbox_of(f), bad_tags[k], 0);
+}
+
+static int p_sendbuf(struct fx *f, uint64_t h, int k)
+{
+    return sendbuf_to(h, TAG_USER, dl(k));
+}
+
+static int p_sendbuf_full_now(struct fx *f, uint64_t h, int k)
+{
+    return sendbuf_to(f->full, TAG_USER, 0);
+}
+
+static int p_sendbuf_full_wait(struct fx *f, uint64_t h, int k)
+{
+    return sendbuf_to(f->full, TAG_USER, weft_now() + 2 * MS);
+}
+
+/* Sent to the caller's own mailbox, the buffer comes back without a copy. */
+static int p_sendbuf_self(struct fx *f, uint64_t h, int k)
+{
+    int *b = weft_buf_alloc(sizeof(int));
+    if (!b)
+        return BROKE;
+    *b = 43;
+    int rc = weft_send_buf(weft_self(), TAG_USER, b, 0);
+    if (rc) {
+        weft_buf_free(b);
+        return rc;
+    }
+    weft_msg m;
+    if (weft_recv(&m, NULL, 0) != 0)
+        return BROKE;
+    bool ok = m.data == b && m.size == sizeof(int) && *b == 43;
+    void *t = weft_msg_take(&m);
+    ok = ok && t == b && m.block_ == NULL && m.data == NULL;
+    weft_buf_free(t);
+    return ok ? 0 : BROKE;
+}
+
+static int p_buf_alloc_big(struct fx *f, uint64_t h, int k)
+{
+    void *b = weft_buf_alloc(big_sizes[k]);
+    if (!b)
+        return 0;
+    weft_buf_free(b);
+    return 1;
+}
+
+/* The limits and the small-block boundary: the size as asked, 16-byte
+ * aligned, writable to its last byte. */
+static int p_buf_alloc_limits(struct fx *f, uint64_t h, int k)
+{
+    static const size_t sizes[] = {0, 1, 64, 65, WEFT_MSG_MAX};
+    size_t s = sizes[k];
+    unsigned char *b = weft_buf_alloc(s);
+    if (!b)
+        return BROKE;
+    bool ok = weft_buf_size(b) == s && (uintptr_t)b % 16 == 0;
+    if (s) {
+        b[0] = 1;
+        b[s - 1] = 2;
+    }
+    weft_buf_free(b);
+    return ok ? 0 : 1;
+}
+
+static int p_buf_null(struct fx *f, uint64_t h, int k)
+{
+    weft_buf_free(NULL);
+    return weft_buf_size(NULL) == 0 ? 0 : 1;
+}
+
+/* weft_msg_free and weft_msg_take ignore NULL and a cleared message. */
+static int p_msg_null(struct fx *f, uint64_t h, int k)
+{
+    weft_msg m = {0};
+    weft_msg_free(NULL);
+    weft_msg_free(&m);
+    void *a = weft_msg_take(NULL), *b = weft_msg_take(&m);
+    return a || b ? 1 : 0;
+}
+
+/* A message without payload: weft_msg_take gives NULL and frees it (once). */
+static int p_msg_take_empty(struct fx *f, uint64_t h, int k)
+{
+    int rc = weft_send(weft_self(), TAG_USER, NULL, 0, 0);
+    weft_msg m;
+    if (rc || (rc = weft_recv(&m, NULL, 0)))
+        return rc ? rc : BROKE;
+    void *t = weft_msg_take(&m);
+    bool ok = t == NULL && m.block_ == NULL;
+    weft_msg_free(&m); /* cleared: nothing to do */
+    return ok ? 0 : 1;
+}
+
+static const weft_match match_tag5 = {.tag = 5};
+
+static int p_mrecv_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_recv(NULL, k % 2 ? &match_tag5 : NULL, dl(k / 2));
+}
+
+/* A receive that fails leaves *msg as it was. */
+static int recv_untouched(const weft_match *match, int64_t deadline)
+{
+    weft_msg m, ref;
+    memset(&m, 0x5A, sizeof m);
+    memset(&ref, 0x5A, sizeof ref);
+    int rc = weft_recv(&m, match, deadline);
+    if (rc == 0) {
+        weft_msg_free(&m);
+        return 0;
+    }
+    return memcmp(&m, &ref, sizeof m) ? TOUCHED : rc;
+}
+
+static int p_mrecv(struct fx *f, uint64_t h, int k)
+{
+    return recv_untouched(k % 2 ? &match_tag5 : NULL, dl(k / 2));
+}
+
+static int p_mrecv_soon(struct fx *f, uint64_t h, int k)
+{
+    return recv_untouched(NULL, weft_now() + 5000 * MS);
+}
+
+static int p_mbox_bound_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_mailbox_bound(k ? 0 : 1);
+}
+
+static int p_mbox_len_outside(struct fx *f, uint64_t h, int k)
+{
+    return (int)weft_mailbox_len();
+}
+
+/* Bounds the caller's mailbox (k 0: to 1, where a second send to itself
+ * gives -EAGAIN; k 1: SIZE_MAX; k 2: 0), then unbounds it. */
+static int p_mbox_bound(struct fx *f, uint64_t h, int k)
+{
+    static const size_t caps[] = {1, SIZE_MAX, 0};
+    int rc = weft_mailbox_bound(caps[k]);
+    if (rc)
+        return rc;
+    bool ok = true;
+    if (k == 0) {
+        ok = weft_send(weft_self(), TAG_USER, NULL, 0, 0) == 0 &&
+             weft_send(weft_self(), TAG_USER, NULL, 0, 0) == -EAGAIN && weft_mailbox_len() == 1;
+        ok = drain() == 1 && ok;
+    }
+    rc = weft_mailbox_bound(0);
+    return rc ? rc : ok ? 0 : BROKE;
+}
+
+static int p_mbox_len(struct fx *f, uint64_t h, int k)
+{
+    return (int)weft_mailbox_len();
+}
+
+/* weft_call: the reply is written only on success. */
+static int call_untouched(weft_pid pid, int tag, const void *data, size_t size, int64_t deadline)
+{
+    weft_msg r, ref;
+    memset(&r, 0x5A, sizeof r);
+    memset(&ref, 0x5A, sizeof ref);
+    int rc = weft_call(pid, tag, data, size, &r, deadline);
+    if (rc == 0) {
+        weft_msg_free(&r);
+        return 0;
+    }
+    return memcmp(&r, &ref, sizeof r) ? TOUCHED : rc;
+}
+
+static weft_pid callee(struct fx *f)
+{
+    return f->running ? f->actor : 0x100000001ull;
+}
+
+static int p_call_null_reply(struct fx *f, uint64_t h, int k)
+{
+    return weft_call(callee(f), TAG_ECHO, NULL, 0, NULL, dl(k));
+}
+
+static int p_call_tag(struct fx *f, uint64_t h, int k)
+{
+    return call_untouched(callee(f), bad_tags[k], NULL, 0, 0);
+}
+
+static int p_call_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return call_untouched(callee(f), TAG_ECHO, k / NBIG ? NULL : f->elem, big_sizes[k % NBIG], 0);
+}
+
+static int p_call_null_data(struct fx *f, uint64_t h, int k)
+{
+    return call_untouched(callee(f), TAG_ECHO, NULL, null_sizes[k], 0);
+}
+
+static int p_call_outside(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return call_untouched(callee(f), TAG_ECHO, f->elem, sizeof(int), dl(k));
+}
+
+static int p_call(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return call_untouched(h, TAG_ECHO, f->elem, sizeof(int), dl(k));
+}
+
+/* A process calling itself would take its own request for the reply. */
+static int p_call_self(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return call_untouched(weft_self(), TAG_ECHO, k ? f->elem : NULL, k ? sizeof(int) : 0, dl(k));
+}
+
+/* The fixture actor answers: the reply carries the payload back. */
+static int p_call_echo(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 44;
+    weft_msg r;
+    int rc = weft_call(f->actor, TAG_ECHO, k ? f->elem : NULL, k ? sizeof(int) : 0, &r, WEFT_FOREVER);
+    if (rc)
+        return rc;
+    bool ok = r.tag == TAG_ECHO && r.from == f->actor && r.ref != 0 &&
+              r.size == (k ? sizeof(int) : 0) && (k ? *(int *)r.data == 44 : r.data == NULL);
+    weft_msg_free(&r);
+    return ok ? 0 : BROKE;
+}
+
+/* No answer by the deadline: -ETIMEDOUT (k 0: deadline 0; k 1: soon). */
+static int p_call_timeout(struct fx *f, uint64_t h, int k)
+{
+    return call_untouched(f->actor, TAG_NOREPLY, NULL, 0, k ? weft_now() + 2 * MS : 0);
+}
+
+/* A reply that comes after the call gave up is dropped: the actor answers
+ * once the caller is back (its answer and then the sync below are queued
+ * in that order), and the caller's mailbox stays empty. */
+static int p_call_late(struct fx *f, uint64_t h, int k)
+{
+    int rc = call_untouched(f->actor, TAG_DEFER, NULL, 0, k ? weft_now() + 2 * MS : 0);
+    if (weft_send(f->actor, TAG_FLUSH, NULL, 0, 0) != 0 || in_actor(f, a_nop, 0, 0) != 0)
+        return BROKE;
+    return recv_untouched(NULL, 0) == -ETIMEDOUT && weft_mailbox_len() == 0 ? rc : TOUCHED;
+}
+
+/* While the runtime shuts down, a call fails with -ECANCELED (the request
+ * stays in the actor's mailbox: actors no longer run then). */
+static int p_call_stopping(struct fx *f, uint64_t h, int k)
+{
+    return call_untouched(f->actor, TAG_NOREPLY, NULL, 0, k ? WEFT_FOREVER : 0);
+}
+
+static int p_reply_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_reply(NULL, TAG_ECHO, NULL, 0);
+}
+
+/* Not a request from weft_call: no reference, no sender, or neither. */
+static int p_reply_not_request(struct fx *f, uint64_t h, int k)
+{
+    weft_msg req = {.tag = TAG_ECHO, .from = k & 1 ? 0 : mailbox_of(f), .ref = k & 2 ? 0 : 77};
+    if (k == 0)
+        req.from = 0, req.ref = 0;
+    return weft_reply(&req, TAG_ECHO, NULL, 0);
+}
+
+static weft_msg fake_request(weft_pid from)
+{
+    return (weft_msg){.tag = TAG_ECHO, .from = from, .ref = 77};
+}
+
+static int p_reply_tag(struct fx *f, uint64_t h, int k)
+{
+    weft_msg req = fake_request(mailbox_of(f));
+    return weft_reply(&req, bad_tags[k], NULL, 0);
+}
+
+static int p_reply_size(struct fx *f, uint64_t h, int k)
+{
+    weft_msg req = fake_request(mailbox_of(f));
+    *f->elem = 42;
+    return weft_reply(&req, TAG_ECHO, k / NBIG ? NULL : f->elem, big_sizes[k % NBIG]);
+}
+
+static int p_reply_null_data(struct fx *f, uint64_t h, int k)
+{
+    weft_msg req = fake_request(mailbox_of(f));
+    return weft_reply(&req, TAG_ECHO, NULL, null_sizes[k]);
+}
+
+/* A request whose sender is h (0, which would make it no request at all, is
+ * replaced by another pid of nothing, slot 0). */
+static int p_reply(struct fx *f, uint64_t h, int k)
+{
+    weft_msg req = fake_request(h ? h : 1ull << 32);
+    *f->elem = 42;
+    return weft_reply(&req, TAG_ECHO, k ? f->elem : NULL, k ? sizeof(int) : 0);
+}
+
+/* A reply to a process that waits for no reply (the caller itself) is
+ * accepted and dropped: it never arrives. */
+static int p_reply_not_waiting(struct fx *f, uint64_t h, int k)
+{
+    weft_msg req = fake_request(weft_self());
+    int rc = weft_reply(&req, TAG_ECHO, NULL, 0);
+    return rc ? rc : recv_untouched(NULL, 0) != 0 && weft_mailbox_len() == 0 ? 0 : TOUCHED;
+}
+
+static int p_actor_opts_null(struct fx *f, uint64_t h, int k)
+{
+    weft_actor_opts_init(NULL);
+    return 0;
+}
+
+/* k bit 0: opts NULL or given; bit 1: pid NULL or given. */
+static int p_actor_null_fn(struct fx *f, uint64_t h, int k)
+{
+    weft_actor_opts o;
+    weft_actor_opts_init(&o);
+    weft_pid pid = 77;
+    int rc = weft_actor_spawn(k & 2 ? NULL : &pid, NULL, NULL, k & 1 ? &o : NULL);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_actor_link_outside(struct fx *f, uint64_t h, int k)
+{
+    weft_actor_opts o;
+    weft_actor_opts_init(&o);
+    o.link = 1;
+    o.trap_exits = k;
+    weft_pid pid = 77;
+    int rc = weft_actor_spawn(&pid, nop_actor, NULL, &o);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+/* Valid spawns: opts NULL, a long name, a bounded mailbox, trapping, linked
+ * (from a process; it is unlinked before the kill), and pid NULL (an actor
+ * nobody can reach, until the runtime stops). Each is then killed. */
+static int p_actor_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_actor_opts o;
+    weft_actor_opts_init(&o);
+    o.name = k == 1 ? LONG_NAME : NULL;
+    o.mailbox_capacity = k == 2 ? 3 : 0;
+    o.trap_exits = k == 3;
+    o.link = k == 4 && weft_self() != 0;
+    weft_pid pid = 0;
+    int rc = weft_actor_spawn(k == 5 ? NULL : &pid, nop_actor, NULL, k ? &o : NULL);
+    if (rc || k == 5)
+        return rc;
+    if (pid == 0 || (o.link && weft_unlink(pid) != 0))
+        return BROKE;
+    return weft_kill(pid, WEFT_EXIT_KILL);
+}
+
+/* Valid arguments with the runtime shutting down or gone. */
+static int p_actor_spawn_rt(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 77;
+    int rc = weft_actor_spawn(k ? &pid : NULL, nop_actor, NULL, NULL);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_link_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_link(k ? live_pid(f) : 0x100000001ull);
+}
+
+static int p_unlink_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_unlink(k ? live_pid(f) : 0x100000001ull);
+}
+
+static int p_link_self(struct fx *f, uint64_t h, int k)
+{
+    return weft_link(weft_self());
+}
+
+static int p_link(struct fx *f, uint64_t h, int k)
+{
+    return weft_link(h);
+}
+
+static int p_unlink(struct fx *f, uint64_t h, int k)
+{
+    return weft_unlink(h);
+}
+
+/* Links to live processes and to the actor, twice (one link), then one
+ * unlink: fx_end finds no link left (it traps exits while they end). */
+static int p_link_live(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->peer, f->fresh_pid, f->actor};
+    weft_pid pid = to[k];
+    int a = weft_link(pid), b = weft_link(pid), c = weft_unlink(pid), d = weft_unlink(pid);
+    return a ? a : b ? b : c ? c : d;
+}
+
+static const intptr_t kill_reasons[] = {WEFT_EXIT_NORMAL, REASON, WEFT_EXIT_KILL, WEFT_EXIT_SHUTDOWN};
+
+static int p_kill(struct fx *f, uint64_t h, int k)
+{
+    return weft_kill(h, kill_reasons[k]);
+}
+
+/* A normal exit signal to a live process or actor that does not trap exits
+ * is ignored: they go on (fx_check). */
+static int p_kill_normal(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->peer, f->fresh_pid, f->full, f->actor};
+    return weft_kill(to[k], WEFT_EXIT_NORMAL);
+}
+
+static int p_trap_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_trap_exits(k);
+}
+
+/* On (any nonzero value), then off: returns the previous setting each time. */
+static int p_trap(struct fx *f, uint64_t h, int k)
+{
+    static const int on[] = {1, 5, -1, INT_MIN};
+    int a = weft_trap_exits(on[k]);
+    int b = weft_trap_exits(0);
+    return a < 0 ? a : b < 0 ? b : a == 0 && b == 1 ? 0 : BROKE;
+}
+
+static int p_monitor_null_ref(struct fx *f, uint64_t h, int k)
+{
+    return weft_monitor(k ? live_pid(f) : 0x100000001ull, NULL);
+}
+
+/* The reference is written only on success. */
+static int monitor_untouched(weft_pid pid, uint64_t *ref)
+{
+    *ref = 99;
+    int rc = weft_monitor(pid, ref);
+    return rc < 0 && *ref != 99 ? TOUCHED : rc;
+}
+
+static int p_monitor_outside(struct fx *f, uint64_t h, int k)
+{
+    uint64_t ref;
+    return monitor_untouched(k ? live_pid(f) : 0x100000001ull, &ref);
+}
+
+/* Monitoring a pid that is not alive: 0, and at once a DOWN with
+ * WEFT_EXIT_NOPROC from it with the reference (k 0: received; k 1:
+ * weft_demonitor removes it from the mailbox). */
+static int p_monitor(struct fx *f, uint64_t h, int k)
+{
+    uint64_t ref;
+    int rc = monitor_untouched(h, &ref);
+    if (rc)
+        return rc;
+    if (k)
+        return weft_demonitor(ref) == 0 && recv_untouched(NULL, 0) != 0 ? 0 : BROKE;
+    weft_match down = {.tag = WEFT_TAG_DOWN, .ref = ref};
+    weft_msg m;
+    if (weft_recv(&m, &down, 0) != 0)
+        return BROKE;
+    bool ok = m.from == h && m.reason == WEFT_EXIT_NOPROC && m.size == 0;
+    weft_msg_free(&m);
+    return ok ? 0 : BROKE;
+}
+
+/* Monitoring a live process or actor, then demonitoring: no DOWN. */
+static int p_monitor_live(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->peer, f->actor};
+    uint64_t ref;
+    int rc = monitor_untouched(to[k], &ref);
+    if (rc)
+        return rc;
+    rc = weft_demonitor(ref);
+    return rc ? rc : recv_untouched(NULL, 0) == -ETIMEDOUT ? 0 : BROKE;
+}
+
+static int p_demonitor_outside(struct fx *f, uint64_t h, int k)
+{
+    return weft_demonitor(k);
+}
+
+/* References that are no monitor of the caller: 0, 1, ~0, one just ended. */
+static int p_demonitor_unknown(struct fx *f, uint64_t h, int k)
+{
+    static const uint64_t refs[] = {0, 1, UINT64_MAX};
+    if (k < 3)
+        return weft_demonitor(refs[k]);
+    uint64_t ref;
+    int rc = weft_monitor(f->peer, &ref);
+    if (rc || (rc = weft_demonitor(ref)))
+        return BROKE;
+    return weft_demonitor(ref);
+}
+
+/* weft_chan_set_owner with a bad channel (h) and a live pid. */
+static int p_owner_chan(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_set_owner(h, live_pid(f));
+}
+
+/* With the buffered channel and pid h. */
+static int p_owner_pid(struct fx *f, uint64_t h, int k)
+{
+    return weft_chan_set_owner(f->running ? f->live : 0x100000001ull, h);
+}
+
+/* Names weft refuses: NULL, "", WEFT_NAME_MAX bytes (terminated, in a
+ * block of exactly that many plus one), WEFT_NAME_MAX bytes without a
+ * terminator (a block of exactly that size: reading past it is an ASan
+ * error), 100 bytes. */
+static char *bad_name(int k)
+{
+    static const size_t lens[] = {0, 0, WEFT_NAME_MAX, WEFT_NAME_MAX, 100};
+    if (k == 0)
+        return NULL;
+    size_t len = lens[k];
+    bool terminated = k != 3;
+    char *s = malloc(len + terminated);
+    memset(s, 'n', len);
+    if (terminated)
+        s[len] = '\0';
+    return s;
+}
+enum { NBADNAMES = 5 };
+
+static int p_register_name(struct fx *f, uint64_t h, int k)
+{
+    char *name = bad_name(k);
+    int rc = weft_register(name, live_pid(f));
+    free(name);
+    return rc;
+}
+
+static int p_register(struct fx *f, uint64_t h, int k)
+{
+    return weft_register("probe", h);
+}
+
+/* "fx-peer" is taken (by the peer): whoever asks, also the peer itself. */
+static int p_register_taken(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->fresh_pid, f->actor, f->peer};
+    return weft_register("fx-peer", to[k]);
+}
+
+/* The peer has a name already. */
+static int p_register_busy(struct fx *f, uint64_t h, int k)
+{
+    return weft_register(k ? "probe" : "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", f->peer);
+}
+
+/* Register, look up, unregister, look up, with the longest name, for a
+ * process and for the actor. */
+static int p_register_round(struct fx *f, uint64_t h, int k)
+{
+    static const char name[] = "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"; /* WEFT_NAME_MAX - 1 bytes */
+    weft_pid to = k ? f->actor : f->fresh_pid, got = 0, none = 77;
+    int rc = weft_register(name, to);
+    if (rc)
+        return rc;
+    int a = weft_whereis(name, &got), b = weft_unregister(name), c = weft_whereis(name, &none);
+    return a == 0 && got == to && b == 0 && c == -ENOENT && none == 77 ? 0 : BROKE;
+}
+
+static int p_unregister_name(struct fx *f, uint64_t h, int k)
+{
+    char *name = bad_name(k);
+    int rc = weft_unregister(name);
+    free(name);
+    return rc;
+}
+
+static int p_unregister(struct fx *f, uint64_t h, int k)
+{
+    return weft_unregister(k ? "probe" : "fx-pee");
+}
+
+/* k < NBADNAMES: a bad name; else a good name and pid NULL. */
+static int p_whereis_args(struct fx *f, uint64_t h, int k)
+{
+    if (k == NBADNAMES)
+        return weft_whereis("fx-peer", NULL);
+    char *name = bad_name(k);
+    weft_pid pid = 77;
+    int rc = weft_whereis(name, &pid);
+    free(name);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_whereis(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 77;
+    int rc = weft_whereis(k ? "probe" : "fx-pee", &pid);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+/* ---- supervisors ------------------------------------------------------------------------- */
+
+static intptr_t idle_child(void *arg)
+{
+    weft_msg m;
+    while (weft_recv(&m, NULL, WEFT_FOREVER) == 0)
+        weft_msg_free(&m);
+    return 0;
+}
+
+static int failing_start(void *arg, weft_pid *pid)
+{
+    return -EIO;
+}
+
+/* A valid spec of two idle children, "idle" and "idle2". */
+struct spec {
+    weft_sup_spec s;
+    weft_child_spec c[2];
+};
+
+static void good_spec(struct spec *sp)
+{
+    sp->c[0] = (weft_child_spec){.name = "idle", .fn = idle_child, .shutdown = WEFT_FOREVER};
+    sp->c[1] = (weft_child_spec){.name = "idle2", .fn = idle_child, .restart = WEFT_TEMPORARY};
+    sp->s = (weft_sup_spec){.name = "probe-sup", .strategy = WEFT_ONE_FOR_ONE, .max_restarts = 3,
+                            .period = 1000 * MS, .children = sp->c, .nchildren = 2};
+}
+
+/* The specs weft_sup_start refuses (-EINVAL). */
+static void bad_spec(struct spec *sp, int k)
+{
+    static const int strategies[] = {0, WEFT_REST_FOR_ONE + 1, -1, INT_MIN};
+    static const int restarts[] = {-1, WEFT_TEMPORARY + 1, INT_MAX, INT_MIN};
+    good_spec(sp);
+    if (k < 4)
+        sp->s.strategy = strategies[k];
+    else if (k == 4)
+        sp->s.nchildren = 0;
+    else if (k == 5)
+        sp->s.children = NULL;
+    else if (k == 6)
+        sp->c[1].name = NULL;
+    else if (k == 7)
+        sp->c[1].name = "";
+    else if (k == 8)
+        sp->c[1].fn = NULL; /* neither start nor fn */
+    else if (k == 9)
+        sp->c[1].start = failing_start; /* both */
+    else if (k < 14)
+        sp->c[1].restart = restarts[k - 10];
+    else if (k == 14)
+        sp->c[1].name = "idle"; /* twice */
+    else if (k < 17)
+        sp->s.period = k == 15 ? 0 : -1; /* with max_restarts 3 */
+    else
+        sp->s.backoff_min = -1;
+}
+enum { NBADSPECS = 18 };
+
+static int p_sup_start_null(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    good_spec(&sp);
+    weft_pid pid = 77;
+    int rc = weft_sup_start(k ? NULL : &pid, k ? &sp.s : NULL, 0);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_sup_start_spec(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    bad_spec(&sp, k);
+    weft_pid pid = 77;
+    int rc = weft_sup_start(&pid, &sp.s, 0);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+/* A valid spec, not linked (p_sup_start_link: linked). */
+static int p_sup_start_rt(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    good_spec(&sp);
+    weft_pid pid = 77;
+    int rc = weft_sup_start(&pid, &sp.s, 0);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_sup_start_link(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    good_spec(&sp);
+    weft_pid pid = 77;
+    int rc = weft_sup_start(&pid, &sp.s, 1);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+/* A valid supervisor starts and stops (linked from a process for k 1;
+ * weft_sup_stop unlinks it first). From a process its child answers. */
+static int p_sup_start_valid(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    good_spec(&sp);
+    weft_pid pid = 0, child = 0;
+    bool proc = weft_self() != 0;
+    int rc = weft_sup_start(&pid, &sp.s, k && proc);
+    if (rc)
+        return rc;
+    bool ok = pid != 0;
+    if (proc)
+        ok = ok && weft_sup_which(pid, "idle2", &child, WEFT_FOREVER) == 0 && child != 0 &&
+             weft_sup_restarts(pid, WEFT_FOREVER) == 0;
+    rc = weft_sup_stop(pid, WEFT_FOREVER);
+    return rc ? rc : ok ? 0 : BROKE;
+}
+
+/* A child whose start fails: its error comes back, *pid untouched. */
+static int p_sup_start_fails(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    good_spec(&sp);
+    sp.c[k].fn = NULL;
+    sp.c[k].start = failing_start;
+    weft_pid pid = 77;
+    int rc = weft_sup_start(&pid, &sp.s, 0);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_sup_stop(struct fx *f, uint64_t h, int k)
+{
+    return weft_sup_stop(h, dl(k));
+}
+
+/* Live processes and the actor are not supervisors. */
+static int p_sup_stop_not_sup(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->peer, f->actor, f->sup_child};
+    return weft_sup_stop(to[k], 0);
+}
+
+static int p_sup_which_null(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 77;
+    weft_pid sup = f->running ? f->sup : 0x100000001ull;
+    int rc = k ? weft_sup_which(sup, "idle", NULL, 0) : weft_sup_which(sup, NULL, &pid, 0);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int sup_which_untouched(weft_pid sup, const char *name, int64_t deadline)
+{
+    weft_pid pid = 77;
+    int rc = weft_sup_which(sup, name, &pid, deadline);
+    return pid == 77 ? rc : TOUCHED;
+}
+
+static int p_sup_which(struct fx *f, uint64_t h, int k)
+{
+    return sup_which_untouched(h, "idle", dl(k));
+}
+
+static int p_sup_which_not_sup(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->peer, f->actor, f->sup_child};
+    return sup_which_untouched(to[k], "idle", 0);
+}
+
+/* No child of that name ("" and a prefix included): -ENOENT. */
+static int p_sup_which_unknown(struct fx *f, uint64_t h, int k)
+{
+    static const char *const names[] = {"nope", "", "idl", "idle-"};
+    return sup_which_untouched(f->sup, names[k], WEFT_FOREVER);
+}
+
+static int p_sup_which_live(struct fx *f, uint64_t h, int k)
+{
+    weft_pid pid = 0;
+    int rc = weft_sup_which(f->sup, "idle", &pid, WEFT_FOREVER);
+    return rc ? rc : pid == f->sup_child ? 0 : BROKE;
+}
+
+static int p_sup_which_fx(struct fx *f, uint64_t h, int k)
+{
+    return sup_which_untouched(f->sup, "idle", dl(k));
+}
+
+static int p_sup_restarts(struct fx *f, uint64_t h, int k)
+{
+    return (int)weft_sup_restarts(h, dl(k));
+}
+
+static int p_sup_restarts_not_sup(struct fx *f, uint64_t h, int k)
+{
+    weft_pid to[] = {f->peer, f->actor, f->sup_child};
+    return (int)weft_sup_restarts(to[k], 0);
+}
+
+static int p_sup_restarts_fx(struct fx *f, uint64_t h, int k)
+{
+    return (int)weft_sup_restarts(f->sup, k ? 0 : WEFT_FOREVER);
+}
+
+/* ---- the mailbox in select ---------------------------------------------------------------- */
+
+/* A WEFT_CASE_MSG case (k: match any or tag 5; deadline), beside nothing. */
+static int p_select_msg(struct fx *f, uint64_t h, int k)
+{
+    weft_msg m;
+    weft_case c[1] = {WEFT_MSG_CASE(&m, k % 2 ? &match_tag5 : NULL)};
+    int rc = select_untouched(c, 1, WEFT_SELECT_FAIR, dl(k / 2));
+    if (rc == 0)
+        weft_msg_free(&m);
+    return rc;
+}
+
+/* A mailbox case that would wait, while the runtime shuts down. */
+static int p_select_msg_blocking(struct fx *f, uint64_t h, int k)
+{
+    weft_msg m;
+    weft_case c[1] = {WEFT_MSG_CASE(&m, NULL)};
+    return select_untouched(c, 1, WEFT_SELECT_FAIR, k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+/* The mailbox case in a handler (k: deadline 0, then a wait): -EPERM. */
+static int a_select_msg(struct fx *f, uint64_t h, int k)
+{
+    weft_msg m;
+    weft_case c[1] = {WEFT_MSG_CASE(&m, NULL)};
+    return select_untouched(c, 1, WEFT_SELECT_FAIR, k ? weft_now() + 100 * MS : 0);
+}
+IN_ACTOR(select_msg)
+
+static int p_select_msg_size(struct fx *f, uint64_t h, int k)
+{
+    weft_msg m;
+    weft_case c[1] = {WEFT_MSG_CASE(&m, NULL)};
+    c[0].size = wrong_sizes[k];
+    return select_untouched(c, 1, WEFT_SELECT_FAIR, 0);
+}
+
+/* ---- from an actor's handler: every wait is refused ------------------------------------------- */
+
+static int a_recv(struct fx *f, uint64_t h, int k)
+{
+    return recv_untouched(NULL, dl(k));
+}
+IN_ACTOR(recv)
+
+static int a_call(struct fx *f, uint64_t h, int k)
+{
+    return call_untouched(f->peer, TAG_ECHO, NULL, 0, dl(k));
+}
+IN_ACTOR(call)
+
+/* A send to the full mailbox: deadline 0, -EAGAIN (a_send_full_now); a
+ * deadline, -EPERM. */
+static int a_send_full_now(struct fx *f, uint64_t h, int k)
+{
+    return k ? sendbuf_to(f->full, TAG_USER, 0) : weft_send(f->full, TAG_USER, NULL, 0, 0);
+}
+IN_ACTOR(send_full_now)
+
+static int a_send_full(struct fx *f, uint64_t h, int k)
+{
+    int64_t deadline = weft_now() + (k % 2 ? 300 : 100) * MS;
+    return k / 2 ? sendbuf_to(f->full, TAG_USER, deadline) : weft_send(f->full, TAG_USER, NULL, 0, deadline);
+}
+IN_ACTOR(send_full)
+
+static int a_join(struct fx *f, uint64_t h, int k)
+{
+    intptr_t r = -7;
+    int rc = weft_join(f->peer, &r, weft_now() + (k ? 300 : 100) * MS);
+    return r == -7 ? rc : TOUCHED;
+}
+IN_ACTOR(join)
+
+static int a_sleep(struct fx *f, uint64_t h, int k)
+{
+    return weft_sleep(weft_now() + (k ? 300 : 100) * MS);
+}
+IN_ACTOR(sleep)
+
+static int a_chan(struct fx *f, uint64_t h, int k)
+{
+    int64_t deadline = weft_now() + (k / 2 ? 300 : 100) * MS;
+    *f->elem = 42;
+    return k % 2 ? weft_chan_send(f->rv, f->elem, sizeof(int), deadline)
+                 : weft_chan_recv(f->rv, f->elem, sizeof(int), deadline);
+}
+IN_ACTOR(chan)
+
+static int a_sup_stop(struct fx *f, uint64_t h, int k)
+{
+    return weft_sup_stop(f->sup, k ? WEFT_FOREVER : 0);
+}
+IN_ACTOR(sup_stop)
+
+static int a_sup_which(struct fx *f, uint64_t h, int k)
+{
+    return sup_which_untouched(f->sup, "idle", dl(k));
+}
+IN_ACTOR(sup_which)
+
+static int a_sup_restarts(struct fx *f, uint64_t h, int k)
+{
+    return (int)weft_sup_restarts(f->sup, dl(k));
+}
+IN_ACTOR(sup_restarts)
+
+/* weft_sup_start waits for the children's starts (k: linked or not). */
+static int a_sup_start(struct fx *f, uint64_t h, int k)
+{
+    struct spec sp;
+    good_spec(&sp);
+    weft_pid pid = 77;
+    int rc = weft_sup_start(&pid, &sp.s, k);
+    return pid == 77 ? rc : TOUCHED;
+}
+IN_ACTOR(sup_start)
+
+static int a_link_self(struct fx *f, uint64_t h, int k)
+{
+    return weft_link(weft_self());
+}
+IN_ACTOR(link_self)
+
+/* What works in a handler: weft_self is the actor, its mailbox can be
+ * bounded and counted, it may trap exits, link, monitor and spawn. (The
+ * count is not asserted to be 0: it includes the message being handled,
+ * see docs/misuse.md.) */
+static int a_works(struct fx *f, uint64_t h, int k)
+{
+    if (weft_self() != f->actor)
+        return 1;
+    switch (k) {
+    case 0:
+        return weft_mailbox_len() >= 0 && weft_mailbox_bound(2) == 0 && weft_mailbox_bound(0) == 0 ? 0 : 2;
+    case 1:
+        return weft_trap_exits(1) == 0 && weft_trap_exits(0) == 1 ? 0 : 3;
+    case 2:
+        return p_link_live(f, h, 0);
+    case 3: {
+        uint64_t ref = 0;
+        return weft_monitor(f->peer, &ref) == 0 && weft_demonitor(ref) == 0 ? 0 : 4;
+    }
+    default: {
+        weft_actor_opts o;
+        weft_actor_opts_init(&o);
+        o.link = 1;
+        weft_pid pid = 0;
+        int rc = weft_actor_spawn(&pid, nop_actor, NULL, &o);
+        return rc ? rc : weft_unlink(pid) == 0 && weft_kill(pid, WEFT_EXIT_KILL) == 0 ? 0 : 5;
+    }
+    }
+}
+IN_ACTOR(works)
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 #define M true  /* [misuse] */
@@ -1006,6 +2190,170 @@ static const struct probe probes[] = {
     ROW(dump_bad_fd, "weft_dump", C_BAD, H_NONE, RUN | STOP_PROC, 6, -EBADF, R),
     ROW(dump_ok, "weft_dump", C_RT, H_NONE, RUN, 1, 0, R),
     ROWF(dump_none, dump_ok, "weft_dump", C_RT, H_NONE, STOP_THREAD | NO_RT, 1, -ESHUTDOWN, R),
+    /* mailboxes */
+    ROW(msend_tag, "weft_send", C_SIZE, H_NONE, ANY, 2 * NTAGS, -EINVAL, M),
+    ROW(msend_size, "weft_send", C_SIZE, H_NONE, ANY, 4 * NBIG, -EMSGSIZE, M),
+    ROW(msend_null_data, "weft_send", C_NULL, H_NONE, ANY, 2 * NNULLS, -EINVAL, M),
+    ROWF(msend_bad, msend, "weft_send", C_BAD, H_PID, LIVE, 2, -ESRCH, M),
+    ROWF(msend_ended, msend, "weft_send", C_STALE, H_ENDED, LIVE, 2, 0, R),
+    ROWF(msend_old, msend, "weft_send", C_STALE, H_OLD, LIVE, 2, -ESRCH, M),
+    ROWF(msend_none, msend, "weft_send", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(msend_full_now, "weft_send", C_STATE, H_NONE, RUN, 1, -EAGAIN, R),
+    ROW(msend_full_wait, "weft_send", C_STATE, H_NONE, RUN, 1, -ETIMEDOUT, R),
+    ROW(msend_self, "weft_send", C_CTX, H_NONE, INPROC, 2, 0, R),
+    ROW(sendbuf_null, "weft_send_buf", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROW(sendbuf_tag, "weft_send_buf", C_SIZE, H_NONE, ANY, NTAGS, -EINVAL, M),
+    ROWF(sendbuf_bad, sendbuf, "weft_send_buf", C_BAD, H_PID, LIVE, 2, -ESRCH, M),
+    ROWF(sendbuf_ended, sendbuf, "weft_send_buf", C_STALE, H_ENDED, LIVE, 2, 0, R),
+    ROWF(sendbuf_old, sendbuf, "weft_send_buf", C_STALE, H_OLD, LIVE, 2, -ESRCH, M),
+    ROWF(sendbuf_none, sendbuf, "weft_send_buf", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(sendbuf_full_now, "weft_send_buf", C_STATE, H_NONE, RUN, 1, -EAGAIN, R),
+    ROW(sendbuf_full_wait, "weft_send_buf", C_STATE, H_NONE, RUN, 1, -ETIMEDOUT, R),
+    ROW(sendbuf_self, "weft_send_buf", C_CTX, H_NONE, INPROC, 1, 0, R),
+    ROW(buf_alloc_big, "weft_buf_alloc", C_SIZE, H_NONE, ANY, NBIG, 0, R),
+    ROW(buf_alloc_limits, "weft_buf_alloc", C_SIZE, H_NONE, ANY, 5, 0, R),
+    ROW(buf_null, "weft_buf_free, weft_buf_size", C_NULL, H_NONE, ANY, 1, 0, R),
+    ROW(msg_null, "weft_msg_free, weft_msg_take", C_NULL, H_NONE, ANY, 1, 0, R),
+    ROW(msg_take_empty, "weft_msg_take", C_STATE, H_NONE, INPROC, 1, 0, R),
+    ROW(mrecv_null, "weft_recv", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(mrecv_outside, mrecv, "weft_recv", C_CTX, H_NONE, OUTSIDE, 4, -EPERM, M),
+    ROWF(mrecv_empty, mrecv, "weft_recv", C_STATE, H_NONE, IN_PROC, 2, -ETIMEDOUT, R),
+    ROWF(mrecv_stopping, mrecv, "weft_recv", C_RT, H_NONE, STOP_PROC, 4, -ECANCELED, R),
+    ROW(mrecv_soon, "weft_recv", C_RT, H_NONE, STOP_PROC, 1, -ECANCELED, R),
+    ROW(in_actor_recv, "weft_recv", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(mbox_bound_outside, "weft_mailbox_bound", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(mbox_bound, "weft_mailbox_bound", C_SIZE, H_NONE, INPROC, 3, 0, R),
+    ROW(mbox_len_outside, "weft_mailbox_len", C_CTX, H_NONE, OUTSIDE, 1, -EPERM, M),
+    ROW(mbox_len, "weft_mailbox_len", C_CTX, H_NONE, INPROC, 1, 0, R),
+    /* A thread has no mailbox: -EPERM first, runtime or not, as weft_recv. */
+    ROWF(select_msg_outside, select_msg, "weft_select (mailbox case)", C_CTX, H_NONE, OUTSIDE, 4,
+         -EPERM, M),
+    ROW(in_actor_select_msg, "weft_select (mailbox case)", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROWF(select_msg_empty, select_msg, "weft_select (mailbox case)", C_STATE, H_NONE, INPROC, 2,
+         -ETIMEDOUT, R),
+    ROW(select_msg_blocking, "weft_select (mailbox case)", C_RT, H_NONE, STOP_PROC, 2, -ECANCELED, R),
+    ROW(select_msg_size, "weft_select (mailbox case)", C_SIZE, H_NONE, INPROC, NWRONG, -EMSGSIZE, M),
+    /* request and reply */
+    ROW(call_null_reply, "weft_call", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(call_tag, "weft_call", C_SIZE, H_NONE, ANY, NTAGS, -EINVAL, M),
+    ROW(call_size, "weft_call", C_SIZE, H_NONE, ANY, 2 * NBIG, -EMSGSIZE, M),
+    ROW(call_null_data, "weft_call", C_NULL, H_NONE, ANY, NNULLS, -EINVAL, M),
+    ROW(call_outside, "weft_call", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(in_actor_call, "weft_call", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROWF(call_bad, call, "weft_call", C_BAD, H_PID, INPROC, 2, -ESRCH, M),
+    ROWF(call_ended, call, "weft_call", C_STALE, H_ENDED, INPROC, 2, -ESRCH, R),
+    ROWF(call_old, call, "weft_call", C_STALE, H_OLD, INPROC, 2, -ESRCH, M),
+    ROW(call_self, "weft_call", C_STATE, H_NONE, INPROC, 2, -EDEADLK, M),
+    ROW(call_echo, "weft_call", C_STATE, H_NONE, IN_PROC, 2, 0, R),
+    ROW(call_timeout, "weft_call", C_STATE, H_NONE, IN_PROC, 2, -ETIMEDOUT, R),
+    ROW(call_late, "weft_call", C_STATE, H_NONE, IN_PROC, 2, -ETIMEDOUT, R),
+    ROW(call_stopping, "weft_call", C_RT, H_NONE, STOP_PROC, 2, -ECANCELED, R),
+    ROW(reply_null, "weft_reply", C_NULL, H_NONE, ANY, 1, -EINVAL, M),
+    ROW(reply_not_request, "weft_reply", C_NULL, H_NONE, ANY, 3, -EINVAL, M),
+    ROW(reply_tag, "weft_reply", C_SIZE, H_NONE, ANY, NTAGS, -EINVAL, M),
+    ROW(reply_size, "weft_reply", C_SIZE, H_NONE, ANY, 2 * NBIG, -EMSGSIZE, M),
+    ROW(reply_null_data, "weft_reply", C_NULL, H_NONE, ANY, NNULLS, -EINVAL, M),
+    ROWF(reply_bad, reply, "weft_reply", C_BAD, H_PID, LIVE, 2, -ESRCH, M),
+    ROWF(reply_ended, reply, "weft_reply", C_STALE, H_ENDED, LIVE, 2, 0, R),
+    ROWF(reply_old, reply, "weft_reply", C_STALE, H_OLD, LIVE, 2, -ESRCH, M),
+    ROWF(reply_none, reply, "weft_reply", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(reply_not_waiting, "weft_reply", C_STATE, H_NONE, INPROC, 1, 0, R),
+    /* actors */
+    ROW(actor_opts_null, "weft_actor_opts_init", C_NULL, H_NONE, ANY, 1, 0, R),
+    ROW(actor_null_fn, "weft_actor_spawn", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROW(actor_link_outside, "weft_actor_spawn", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(actor_valid, "weft_actor_spawn", C_CTX, H_NONE, RUN, 6, 0, R),
+    ROWF(actor_spawn_stopping, actor_spawn_rt, "weft_actor_spawn", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(actor_spawn_none, actor_spawn_rt, "weft_actor_spawn", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(in_actor_send_full_now, "weft_send(_buf)", C_STATE, H_NONE, RUN, 2, -EAGAIN, R),
+    ROW(in_actor_send_full, "weft_send(_buf)", C_CTX, H_NONE, RUN, 4, -EPERM, M),
+    ROW(in_actor_join, "weft_join", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(in_actor_sleep, "weft_sleep", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(in_actor_chan, "weft_chan_send/recv", C_CTX, H_NONE, RUN, 4, -EPERM, M),
+    ROW(in_actor_works, "weft_self, weft_mailbox_*, weft_trap_exits, weft_link, weft_monitor, "
+        "weft_actor_spawn", C_CTX, H_NONE, RUN, 5, 0, R),
+    /* links, monitors, exit signals */
+    ROW(link_outside, "weft_link", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(link_self, "weft_link", C_STATE, H_NONE, INPROC, 1, -EINVAL, M),
+    ROW(in_actor_link_self, "weft_link", C_STATE, H_NONE, RUN, 1, -EINVAL, M),
+    ROWF(link_bad, link, "weft_link", C_BAD, H_PID, INPROC, 1, -ESRCH, M),
+    ROWF(link_ended, link, "weft_link", C_STALE, H_ENDED, INPROC, 1, -ESRCH, R),
+    ROWF(link_old, link, "weft_link", C_STALE, H_OLD, INPROC, 1, -ESRCH, M),
+    ROW(link_live, "weft_link, weft_unlink", C_STATE, H_NONE, IN_PROC, 3, 0, R),
+    ROW(unlink_outside, "weft_unlink", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROWF(unlink_bad, unlink, "weft_unlink", C_BAD, H_PID, INPROC, 1, 0, R),
+    ROWF(unlink_ended, unlink, "weft_unlink", C_STALE, H_ENDED, INPROC, 1, 0, R),
+    ROWF(unlink_old, unlink, "weft_unlink", C_STALE, H_OLD, INPROC, 1, 0, R),
+    ROWF(kill_bad, kill, "weft_kill", C_BAD, H_PID, LIVE, 4, -ESRCH, M),
+    ROWF(kill_ended, kill, "weft_kill", C_STALE, H_ENDED, LIVE, 4, 0, R),
+    ROWF(kill_old, kill, "weft_kill", C_STALE, H_OLD, LIVE, 4, -ESRCH, M),
+    ROWF(kill_none, kill, "weft_kill", C_RT, H_PID, NO_RT, 4, -ESHUTDOWN, R),
+    ROW(kill_normal, "weft_kill", C_STATE, H_NONE, RUN, 4, 0, R),
+    ROW(trap_outside, "weft_trap_exits", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(trap, "weft_trap_exits", C_CTX, H_NONE, INPROC, 4, 0, R),
+    ROW(monitor_null_ref, "weft_monitor", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(monitor_outside, "weft_monitor", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROWF(monitor_bad, monitor, "weft_monitor", C_BAD, H_PID, INPROC, 1, -ESRCH, M),
+    ROWF(monitor_ended, monitor, "weft_monitor", C_STALE, H_ENDED, INPROC, 2, 0, R),
+    ROWF(monitor_old, monitor, "weft_monitor", C_STALE, H_OLD, INPROC, 1, -ESRCH, M),
+    ROW(monitor_live, "weft_monitor", C_STATE, H_NONE, IN_PROC, 2, 0, R),
+    ROW(demonitor_outside, "weft_demonitor", C_CTX, H_NONE, OUTSIDE, 2, -EPERM, M),
+    ROW(demonitor_unknown, "weft_demonitor", C_BAD, H_NONE, INPROC, 4, -ENOENT, M),
+    ROWF(owner_bad_chan, owner_chan, "weft_chan_set_owner", C_BAD, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(owner_stale_chan, owner_chan, "weft_chan_set_owner", C_STALE, H_CHAN, LIVE, 1, -EBADF, M),
+    ROWF(owner_bad_pid, owner_pid, "weft_chan_set_owner", C_BAD, H_PID, LIVE, 1, -ESRCH, M),
+    ROWF(owner_ended, owner_pid, "weft_chan_set_owner", C_STALE, H_ENDED, LIVE, 1, -ESRCH, R),
+    ROWF(owner_old, owner_pid, "weft_chan_set_owner", C_STALE, H_OLD, LIVE, 1, -ESRCH, M),
+    ROWF(owner_none, owner_chan, "weft_chan_set_owner", C_RT, H_CHAN, NO_RT, 1, -ESHUTDOWN, R),
+    /* registry */
+    ROW(register_name, "weft_register", C_NULL, H_NONE, ANY, NBADNAMES, -EINVAL, M),
+    ROWF(register_bad, register, "weft_register", C_BAD, H_PID, LIVE, 1, -ESRCH, M),
+    ROWF(register_ended, register, "weft_register", C_STALE, H_ENDED, LIVE, 1, -ESRCH, R),
+    ROWF(register_old, register, "weft_register", C_STALE, H_OLD, LIVE, 1, -ESRCH, M),
+    ROWF(register_none, register, "weft_register", C_RT, H_PID, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(register_taken, "weft_register", C_STATE, H_NONE, RUN, 3, -EEXIST, R),
+    ROW(register_busy, "weft_register", C_STATE, H_NONE, RUN, 2, -EBUSY, R),
+    ROW(register_round, "weft_register, weft_whereis, weft_unregister", C_STATE, H_NONE, RUN, 2, 0, R),
+    ROW(unregister_name, "weft_unregister", C_NULL, H_NONE, ANY, NBADNAMES, -EINVAL, M),
+    ROWF(unregister_unknown, unregister, "weft_unregister", C_STATE, H_NONE, LIVE, 2, -ENOENT, R),
+    ROWF(unregister_none, unregister, "weft_unregister", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(whereis_args, "weft_whereis", C_NULL, H_NONE, ANY, NBADNAMES + 1, -EINVAL, M),
+    ROWF(whereis_unknown, whereis, "weft_whereis", C_STATE, H_NONE, LIVE, 2, -ENOENT, R),
+    ROWF(whereis_none, whereis, "weft_whereis", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    /* supervisors */
+    ROW(sup_start_null, "weft_sup_start", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(sup_start_spec, "weft_sup_start", C_BAD, H_NONE, ANY, NBADSPECS, -EINVAL, M),
+    ROWF(sup_start_link_outside, sup_start_link, "weft_sup_start", C_CTX, H_NONE, OUTSIDE, 1, -EPERM, M),
+    ROWF(sup_start_stopping, sup_start_rt, "weft_sup_start", C_RT, H_NONE, STOPPING, 1, -ECANCELED, R),
+    ROWF(sup_start_none, sup_start_rt, "weft_sup_start", C_RT, H_NONE, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(in_actor_sup_start, "weft_sup_start", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(sup_start_valid, "weft_sup_start", C_STATE, H_NONE, RUN, 2, 0, R),
+    ROW(sup_start_fails, "weft_sup_start", C_STATE, H_NONE, RUN, 2, -EIO, R),
+    ROWF(sup_stop_bad, sup_stop, "weft_sup_stop", C_BAD, H_PID, LIVE, 2, -ESRCH, R),
+    ROWF(sup_stop_ended, sup_stop, "weft_sup_stop", C_STALE, H_ENDED, LIVE, 2, -ESRCH, R),
+    ROWF(sup_stop_old, sup_stop, "weft_sup_stop", C_STALE, H_OLD, LIVE, 2, -ESRCH, R),
+    ROW(sup_stop_not_sup, "weft_sup_stop", C_STATE, H_NONE, RUN, 3, -ESRCH, R),
+    ROWF(sup_stop_none, sup_stop, "weft_sup_stop", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROWF(sup_which_none, sup_which, "weft_sup_which", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROWF(sup_restarts_none, sup_restarts, "weft_sup_restarts", C_RT, H_PID, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(in_actor_sup_stop, "weft_sup_stop", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(sup_which_null, "weft_sup_which", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROWF(sup_which_bad, sup_which, "weft_sup_which", C_BAD, H_PID, LIVE, 2, -ESRCH, R),
+    ROWF(sup_which_ended, sup_which, "weft_sup_which", C_STALE, H_ENDED, LIVE, 2, -ESRCH, R),
+    ROWF(sup_which_old, sup_which, "weft_sup_which", C_STALE, H_OLD, LIVE, 2, -ESRCH, R),
+    ROW(sup_which_not_sup, "weft_sup_which", C_STATE, H_NONE, RUN, 3, -ESRCH, R),
+    ROW(sup_which_unknown, "weft_sup_which", C_STATE, H_NONE, IN_PROC, 4, -ENOENT, R),
+    ROW(sup_which_live, "weft_sup_which", C_STATE, H_NONE, IN_PROC, 1, 0, R),
+    ROWF(sup_which_outside, sup_which_fx, "weft_sup_which", C_CTX, H_NONE, IN_THREAD, 2, -EPERM, M),
+    ROW(in_actor_sup_which, "weft_sup_which", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROWF(sup_restarts_bad, sup_restarts, "weft_sup_restarts", C_BAD, H_PID, LIVE, 2, -ESRCH, R),
+    ROWF(sup_restarts_ended, sup_restarts, "weft_sup_restarts", C_STALE, H_ENDED, LIVE, 2, -ESRCH, R),
+    ROWF(sup_restarts_old, sup_restarts, "weft_sup_restarts", C_STALE, H_OLD, LIVE, 2, -ESRCH, R),
+    ROW(sup_restarts_not_sup, "weft_sup_restarts", C_STATE, H_NONE, RUN, 3, -ESRCH, R),
+    ROWF(sup_restarts_live, sup_restarts_fx, "weft_sup_restarts", C_STATE, H_NONE, IN_PROC, 1, 0, R),
+    ROWF(sup_restarts_outside, sup_restarts_fx, "weft_sup_restarts", C_CTX, H_NONE, IN_THREAD, 2, -EPERM,
+         M),
+    ROW(in_actor_sup_restarts, "weft_sup_restarts", C_CTX, H_NONE, RUN, 2, -EPERM, M),
     /* Last: these start and stop a runtime, so the rows before them run
      * before the first start in that case. */
     ROW(run_cfg_limits, "weft_run", C_SIZE, H_NONE, NO_RT, 3, 0, R),
@@ -1050,11 +2398,11 @@ static void add_extra(struct fx *f, weft_pid pid)
 static void fx_build(struct fx *f)
 {
     f->gate = make_chan(sizeof(int), 0);
-    f->w_peer = (struct waiter){f->gate, PEER_RESULT};
-    f->w_fresh = (struct waiter){f->gate, FRESH_RESULT};
-    f->w_chan_pid = (struct waiter){f->gate, CHAN_PID_RESULT};
-    f->w_detached = (struct waiter){f->gate, DETACHED_RESULT};
-    f->w_extra = (struct waiter){f->gate, EXTRA_RESULT};
+    f->w_peer = (struct waiter){f->gate, PEER_RESULT, 0};
+    f->w_fresh = (struct waiter){f->gate, FRESH_RESULT, 0};
+    f->w_chan_pid = (struct waiter){f->gate, CHAN_PID_RESULT, 0};
+    f->w_detached = (struct waiter){f->gate, DETACHED_RESULT, 0};
+    f->w_extra = (struct waiter){f->gate, EXTRA_RESULT, 0};
 
     f->live = make_chan(sizeof(int), 4);
     int v = SENT_A;
@@ -1132,11 +2480,65 @@ static void fx_build(struct fx *f)
     CHECK_RC(weft_spawn(&oldp, ret_arg, NULL, &o), 0);
     hl_add(&f->stale_pid, oldp);
 
+    /* Ended: the pids above, stale in this runtime; a process that returned
+     * and is not joined (work-first: it has returned when weft_spawn
+     * returns); an actor that was killed. */
+    hl_cat(&f->ended_pid, &f->stale_pid);
+    f->zombie = spawn_proc(ret_arg, NULL);
+    hl_add(&f->ended_pid, f->zombie);
+    weft_pid dead = 0;
+    uint64_t ref = 0;
+    weft_msg m;
+    weft_match down = {.tag = WEFT_TAG_DOWN};
+    CHECK_RC(weft_actor_spawn(&dead, nop_actor, NULL, NULL), 0);
+    CHECK_RC(weft_monitor(dead, &ref), 0);
+    CHECK_RC(weft_kill(dead, WEFT_EXIT_KILL), 0);
+    down.ref = ref;
+    CHECK_RC(weft_recv(&m, &down, WEFT_FOREVER), 0);
+    CHECK(m.reason == WEFT_EXIT_KILLED, "the killed actor ended with %ld", (long)m.reason);
+    weft_msg_free(&m);
+    hl_add(&f->ended_pid, dead);
+
+    /* The actor layer: the actor, a full bounded mailbox, a name, a
+     * supervisor. */
+    atomic_store(&abox.stray, 0);
+    abox.has_deferred = false;
+    f->actor_out = make_chan(sizeof(int), 1);
+    weft_actor_opts ao;
+    weft_actor_opts_init(&ao);
+    ao.name = "fx-actor";
+    CHECK_RC(weft_actor_spawn(&f->actor, fx_actor, &abox, &ao), 0);
+    f->w_full = (struct waiter){f->gate, FULL_RESULT, 1};
+    weft_spawn_opts fo;
+    weft_spawn_opts_init(&fo);
+    fo.name = "full";
+    fo.mailbox_capacity = 1;
+    CHECK_RC(weft_spawn(&f->full, gate_waiter, &f->w_full, &fo), 0);
+    v = 0;
+    CHECK_RC(weft_send(f->full, TAG_USER, &v, sizeof v, 0), 0);
+    CHECK_RC(weft_send(f->full, TAG_USER, &v, sizeof v, 0), -EAGAIN);
+    CHECK_RC(weft_register("fx-peer", f->peer), 0);
+    struct spec sp;
+    good_spec(&sp);
+    sp.s.name = "fx-sup";
+    sp.s.nchildren = 1;
+    CHECK_RC(weft_sup_start(&f->sup, &sp.s, 0), 0);
+    CHECK_RC(weft_sup_which(f->sup, "idle", &f->sup_child, WEFT_FOREVER), 0);
+
+    /* Pids of an earlier runtime: live slots under the previous and the next
+     * runtime's epoch (the top 8 bits of the generation); fx_start adds an
+     * earlier fixture's pids. */
+    weft_pid lives[] = {f->peer, f->actor, f->sup};
+    for (size_t i = 0; i < sizeof lives / sizeof lives[0]; i++) {
+        hl_add(&f->old_pid, lives[i] - (1ull << 56));
+        hl_add(&f->old_pid, lives[i] + (1ull << 56));
+    }
+
     /* Never valid: forged values, and live handles of the other type. */
     add_forged(&f->bad_ch, f->live);
     add_forged(&f->bad_pid, f->peer);
-    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached};
-    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed};
+    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached, f->actor, f->sup};
+    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed, f->actor_out};
     for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
         hl_add(&f->bad_ch, pids[i]);
     for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++)
@@ -1175,6 +2577,8 @@ static void fx_start(struct fx *f, unsigned ctx, const struct fx *prev)
         hl_cat(&f->stale_ch, &prev->stale_ch);
         hl_cat(&f->stale_pid, &prev->dead_pid);
         hl_cat(&f->stale_pid, &prev->stale_pid);
+        hl_cat(&f->old_pid, &prev->dead_pid);
+        hl_cat(&f->old_pid, &prev->ended_pid);
     }
 }
 
@@ -1183,8 +2587,9 @@ static void fx_start(struct fx *f, unsigned ctx, const struct fx *prev)
 static void fx_collect_dead(struct fx *f)
 {
     f->dead_ch.n = f->dead_pid.n = 0;
-    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed};
-    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached};
+    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed, f->actor_out};
+    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached, f->full, f->zombie, f->actor,
+                       f->sup, f->sup_child};
     for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++)
         hl_add(&f->dead_ch, chans[i]);
     for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
@@ -1202,7 +2607,7 @@ static void fx_no_runtime(struct fx *f, bool after_stop)
         return;
     }
     f->bad_ch.n = f->bad_pid.n = f->stale_ch.n = f->stale_pid.n = 0;
-    f->dead_ch.n = f->dead_pid.n = 0;
+    f->dead_ch.n = f->dead_pid.n = f->ended_pid.n = f->old_pid.n = 0;
     add_forged(&f->bad_ch, 0);
     add_forged(&f->bad_pid, 0);
 }
@@ -1257,9 +2662,40 @@ static void fx_check(struct fx *f)
     rc[0] = weft_proc_name(f->peer, buf, sizeof buf);
     if (rc[0] != WEFT_NAME_MAX - 1)
         fail("%s: weft_proc_name(peer) %d", cur, rc[0]);
+    /* The actor layer: the actor took no stray message (one sent just now
+     * may still be on its way: fx_end waits for them), nor did the probing
+     * process, which traps no exits; no probe result is left over. */
+    long stray = atomic_exchange(&abox.stray, 0);
+    if (stray)
+        fail("%s (or a probe shortly before it: the actor runs on its own): the fixture actor took %ld "
+             "stray message(s) (or failed to answer: 1000 each)", cur, stray);
+    if ((rc[0] = weft_chan_len(f->actor_out)) != 0)
+        fail("%s: the actor's result channel holds %d", cur, rc[0]);
+    if (weft_self() && weft_mailbox_len() != 0) {
+        /* The count includes replies that came after their call gave up
+         * until a receive drops them: only what a receive returns counts. */
+        weft_msg m;
+        int got = weft_recv(&m, NULL, 0);
+        if (got == 0) {
+            fail("%s: message(s) left in the probing process's mailbox (the first: tag %d, from %#llx, "
+                 "reason %ld)", cur, m.tag, (unsigned long long)m.from, (long)m.reason);
+            weft_msg_free(&m);
+            drain();
+        } else if (weft_mailbox_len() != 0) {
+            fail("%s: the probing process's mailbox counts %ld message(s) that it cannot receive", cur,
+                 weft_mailbox_len());
+        }
+    }
+    if (weft_self()) {
+        if ((rc[0] = weft_trap_exits(0)) != 0)
+            fail("%s: the probing process was left trapping exits (%d)", cur, rc[0]);
+    }
     if (f->ctx & STOPPING)
         return; /* the waiters were canceled: they may have returned */
-    weft_pid waiting[] = {f->peer, f->fresh_pid, f->chan_pid};
+    weft_pid named = 0;
+    if ((rc[0] = weft_whereis("fx-peer", &named)) != 0 || named != f->peer)
+        fail("%s: the name fx-peer changed: %d, %#llx", cur, rc[0], (unsigned long long)named);
+    weft_pid waiting[] = {f->peer, f->fresh_pid, f->chan_pid, f->full};
     for (size_t i = 0; i < sizeof waiting / sizeof waiting[0]; i++)
         if ((rc[0] = weft_join(waiting[i], NULL, 0)) != -ETIMEDOUT)
             fail("%s: process %#llx no longer waits on the gate: join %d", cur,
@@ -1273,9 +2709,36 @@ static void fx_check(struct fx *f)
  * refused). */
 static void fx_end(struct fx *f)
 {
+    bool proc = weft_self() != 0;
+    /* A round trip through the actor: whatever was sent to it before has
+     * been handled, and none of it was a stray. */
+    CHECK_RC(in_actor(f, a_nop, 0, 0), 0);
+    CHECK(atomic_load(&abox.stray) == 0, "the fixture actor took %ld stray message(s)",
+          atomic_load(&abox.stray));
+    weft_pid child = 0;
+    if (proc) {
+        CHECK_RC(weft_sup_which(f->sup, "idle", &child, WEFT_FOREVER), 0);
+        CHECK(child == f->sup_child, "the supervisor's child changed");
+        CHECK_RC(weft_sup_restarts(f->sup, WEFT_FOREVER), 0);
+    }
+    CHECK_RC(weft_sup_stop(f->sup, WEFT_FOREVER), 0);
+    /* A link that a probe left between the probing process and the actor or
+     * a waiter would now bring an exit signal: trapped, it would stay in the
+     * mailbox. */
+    weft_msg m;
+    if (proc) {
+        CHECK_RC(weft_trap_exits(1), 0);
+        uint64_t ref = 0;
+        CHECK_RC(weft_monitor(f->actor, &ref), 0);
+        CHECK_RC(weft_kill(f->actor, REASON), 0);
+        weft_match down = {.tag = WEFT_TAG_DOWN, .ref = ref};
+        CHECK_RC(weft_recv(&m, &down, WEFT_FOREVER), 0);
+        CHECK(m.reason == REASON, "the actor ended with %ld", (long)m.reason);
+        weft_msg_free(&m);
+    }
     CHECK_RC(weft_chan_close(f->gate), 0);
-    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid};
-    intptr_t results[] = {PEER_RESULT, FRESH_RESULT, CHAN_PID_RESULT};
+    weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->full, f->zombie};
+    intptr_t results[] = {PEER_RESULT, FRESH_RESULT, CHAN_PID_RESULT, FULL_RESULT, 0};
     for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++) {
         intptr_t r = -1;
         CHECK_RC(weft_join(pids[i], &r, WEFT_FOREVER), 0);
@@ -1286,10 +2749,18 @@ static void fx_end(struct fx *f)
         CHECK_RC(weft_join(f->extra[i], &r, WEFT_FOREVER), 0);
         CHECK(r == EXTRA_RESULT, "extra waiter returned %ld", (long)r);
     }
+    if (proc) {
+        int rc = weft_recv(&m, NULL, 0);
+        CHECK(rc == -ETIMEDOUT, "a message was left for the probing process: tag %d from %#llx, reason %ld",
+              rc ? 0 : m.tag, rc ? 0ull : (unsigned long long)m.from, rc ? 0L : (long)m.reason);
+        if (rc == 0)
+            weft_msg_free(&m);
+        CHECK_RC(weft_trap_exits(0), 1);
+    }
     int v = 0;
     CHECK_RC(weft_chan_recv(f->fresh, &v, sizeof v, 0), 0);
     CHECK(v == FRESH_V, "the channel in a reused slot gave %#x", v);
-    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed};
+    weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed, f->actor_out};
     for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
         CHECK_RC(weft_chan_release(chans[i]), 0);
         CHECK_RC(weft_chan_release(chans[i]), -EBADF);
@@ -1314,6 +2785,10 @@ static const struct hlist *handles_for(struct fx *f, const struct probe *r)
     static const struct hlist none = {.n = 1};
     if (r->hk == H_NONE)
         return &none;
+    if (r->hk == H_ENDED)
+        return &f->ended_pid;
+    if (r->hk == H_OLD)
+        return &f->old_pid;
     bool ch = r->hk == H_CHAN;
     if (r->col == C_BAD)
         return ch ? &f->bad_ch : &f->bad_pid;
@@ -1340,7 +2815,10 @@ static int run_one(struct fx *f, const struct probe *r, uint64_t h, int k)
     atomic_fetch_add(&nprobes, 1);
     if (rc != r->expect)
         fail("%s: returned %d (%s), expected %d (%s)", cur, rc,
-             rc == TOUCHED ? "an output was written" : weft_strerror(rc), r->expect,
+             rc == TOUCHED ? "an output was written"
+             : rc == BROKE ? "the probe's own steps failed"
+                           : weft_strerror(rc),
+             r->expect,
              weft_strerror(r->expect));
     fx_check(f);
     return rc;
@@ -1658,11 +3136,21 @@ static int strict_call(struct fx *f)
     return strict_row->call(f, h, 0);
 }
 
+/* 0 if the probe returned what its row expects; else says what it returned. */
+static int strict_verdict(int rc)
+{
+    if (rc == strict_row->expect)
+        return 0;
+    fprintf(stderr, "the probe returned %d (%s)\n", rc, weft_strerror(rc));
+    return 100;
+}
+
+/* Returns (the runtime then stops, and its threads end before the child's
+ * _exit: under TSan an _exit beside running threads sleeps a second). */
 static intptr_t strict_main(void *arg)
 {
     fx_start(&fx, IN_PROC, NULL);
-    int rc = strict_call(&fx);
-    _exit(rc == strict_row->expect ? 0 : 100);
+    return strict_verdict(strict_call(&fx));
 }
 
 static void strict_child(void)
@@ -1675,12 +3163,12 @@ static void strict_child(void)
     fx.fd_broken = -1;
     if (strict_row->where & IN_PROC) {
         weft_config cfg = config(1);
-        weft_run(strict_main, NULL, &cfg, NULL);
-        _exit(101);
+        intptr_t r = 101;
+        int rc = weft_run(strict_main, NULL, &cfg, &r);
+        _exit(rc == 0 ? (int)r : 102);
     }
     fx_no_runtime(&fx, false);
-    int rc = strict_call(&fx);
-    _exit(rc == strict_row->expect ? 0 : 100);
+    _exit(strict_verdict(strict_call(&fx)));
 }
 
 Test(misuse, strict_mode_aborts_on_exactly_the_misuse_codes, .timeout = 300)
