@@ -789,12 +789,14 @@ void weft__mbox_die(struct weft__mbox *mb, weft_pid pid, intptr_t reason, struct
     mb->flags &= ~(uint32_t)WEFT__MBOX_WAITING;
     struct weft__msg *queued = mb->head;
     mb->head = mb->tail = NULL;
-    wake_senders_locked(mb, UINT32_MAX); /* they see DEAD and drop their message */
+    if (weft__unlikely(mb->flags & WEFT__MBOX_SENDERS))
+        wake_senders_locked(mb, UINT32_MAX); /* they see DEAD and drop their message */
     struct weft__mbox_ext *ext = mb->ext;
     mb->ext = NULL;
     weft__spin_unlock(&mb->lock);
-    weft__msg_free_list(queued);
-    if (mail) {
+    if (queued)
+        weft__msg_free_list(queued);
+    if (mail && mail->head) {
         weft__msg_free_list(mail->head);
         mail->head = mail->tail = mail->scan_after = NULL;
         mail->scan_valid = false;

@@ -241,7 +241,11 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->det_priority = 0;
     p->det_queued = false;
     weft__mbox_init(&p->mbox, opts->trap_exits ? WEFT__MBOX_TRAP : 0);
-    memset(&p->mail, 0, sizeof p->mail);
+    /* The rest of mail is read only under scan_valid or WAITING. */
+    p->mail.head = p->mail.tail = p->mail.scan_after = NULL;
+    p->mail.scan_valid = false;
+    p->mail.awaiting_ref = 0;
+    p->mail.taken = 0;
     p->acting = NULL;
     p->no_block = false;
     atomic_store_explicit(&p->kill_pending, false, memory_order_relaxed);
