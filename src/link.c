@@ -429,29 +429,36 @@ bool weft__watch_take(struct weft__mbox_ext *ext, uint64_t ref, weft_pid *target
     return false;
 }
 
+/* The monitor ref that watcher holds on target: unhooked and freed with
+ * its DOWN, unless target has ended (its end owns them). */
+static void unhook_monitor(weft_pid target, uint64_t ref, weft_pid watcher)
+{
+    struct weft__target t;
+    if (weft__target_acquire(target, &t) != 0)
+        return;
+    struct weft__monitor *found = NULL;
+    weft__spin_lock(&t.mb->lock);
+    if (t.mb->ext && !(t.mb->flags & WEFT__MBOX_DEAD))
+        for (struct weft__monitor **m = &t.mb->ext->monitors; *m; m = &(*m)->next)
+            if ((*m)->ref == ref && (*m)->watcher == watcher) {
+                found = *m;
+                *m = found->next;
+                break;
+            }
+    weft__spin_unlock(&t.mb->lock);
+    weft__target_release(&t);
+    if (found) {
+        weft__msg_free(found->down);
+        weft__free(found, sizeof *found);
+    }
+}
+
 bool weft__demonitor(struct weft__target *self, uint64_t ref)
 {
     weft_pid target;
     if (!weft__watch_take(self->mb->ext, ref, &target)) /* the owner's own: stable */
         return false;
-    struct weft__target t;
-    if (weft__target_acquire(target, &t) == 0) {
-        struct weft__monitor *found = NULL;
-        weft__spin_lock(&t.mb->lock);
-        if (t.mb->ext && !(t.mb->flags & WEFT__MBOX_DEAD))
-            for (struct weft__monitor **m = &t.mb->ext->monitors; *m; m = &(*m)->next)
-                if ((*m)->ref == ref) {
-                    found = *m;
-                    *m = found->next;
-                    break;
-                }
-        weft__spin_unlock(&t.mb->lock);
-        weft__target_release(&t);
-        if (found) {
-            weft__msg_free(found->down);
-            weft__free(found, sizeof *found);
-        }
-    }
+    unhook_monitor(target, ref, self->pid);
     return true;
 }
 
@@ -587,27 +594,8 @@ void weft__ext_die(struct weft__mbox_ext *ext, weft_pid pid, intptr_t reason)
         weft__free(mon, sizeof *mon);
     }
     /* The monitors it held: their targets forget them. */
-    struct weft__target self = {.pid = pid};
-    for (uint32_t i = 0; i < ext->nwatching; i++) {
-        struct weft__target t;
-        if (weft__target_acquire(ext->watching[i].target, &t) != 0)
-            continue;
-        struct weft__monitor *found = NULL;
-        weft__spin_lock(&t.mb->lock);
-        if (t.mb->ext && !(t.mb->flags & WEFT__MBOX_DEAD))
-            for (struct weft__monitor **m = &t.mb->ext->monitors; *m; m = &(*m)->next)
-                if ((*m)->ref == ext->watching[i].ref && (*m)->watcher == self.pid) {
-                    found = *m;
-                    *m = found->next;
-                    break;
-                }
-        weft__spin_unlock(&t.mb->lock);
-        weft__target_release(&t);
-        if (found) {
-            weft__msg_free(found->down);
-            weft__free(found, sizeof *found);
-        }
-    }
+    for (uint32_t i = 0; i < ext->nwatching; i++)
+        unhook_monitor(ext->watching[i].target, ext->watching[i].ref, pid);
     if (ext->watching)
         weft__free(ext->watching, ext->capwatching * sizeof *ext->watching);
     while (ext->owned) {
