@@ -207,10 +207,19 @@ static struct {
     atomic_int logged;
 } order;
 
+/* Sleepers are spawned first and wait at a gate (a channel closed when
+ * their deadlines are set): spawning is slow under TSan, and a sleeper
+ * whose deadline had passed before it could sleep would log out of order. */
+static weft_chan order_gate;
+
 static intptr_t order_sleeper(void *arg)
 {
     int i = (int)(intptr_t)arg;
-    order.rc[i] = weft_sleep(order.deadline[i]);
+    int v;
+    if (weft_chan_recv(order_gate, &v, sizeof v, WEFT_FOREVER) != -EPIPE)
+        order.rc[i] = -1;
+    else
+        order.rc[i] = weft_sleep(order.deadline[i]);
     order.woke[i] = weft_now();
     order.log[atomic_fetch_add(&order.logged, 1)] = i;
     return 0;
@@ -222,14 +231,17 @@ static intptr_t order_main(void *arg)
     int workers = weft_workers();
     uint64_t seed = rand_seed();
     memset(&order, 0, sizeof order);
-    int64_t base = weft_now() + 20 * MS;
-    for (int i = 0; i < ORDER_N; i++)
-        order.deadline[i] = base + (int64_t)(rand_next() % (uint64_t)(100 * MS));
+    ASSERT_OK(weft_chan_make(&order_gate, sizeof(int), 0));
     weft_pid pids[ORDER_N];
     for (int i = 0; i < ORDER_N; i++)
         ASSERT_OK(weft_spawn(&pids[i], order_sleeper, (void *)(intptr_t)i, NULL));
+    int64_t base = weft_now() + 20 * MS;
+    for (int i = 0; i < ORDER_N; i++)
+        order.deadline[i] = base + (int64_t)(rand_next() % (uint64_t)(100 * MS));
+    ASSERT_OK(weft_chan_close(order_gate));
     for (int i = 0; i < ORDER_N; i++)
         ASSERT_OK(weft_join(pids[i], NULL, WEFT_FOREVER));
+    ASSERT_OK(weft_chan_release(order_gate));
 
     /* Upper bounds are generous: on a loaded 2-vCPU VM a whole program can
      * stall for 100 ms and more. */
@@ -284,9 +296,14 @@ Test(timer, sleepers_wake_in_deadline_order, .timeout = 20)
 static int64_t many_deadline;
 static atomic_int many_early, many_woke, many_bad_rc;
 
+static weft_chan many_gate; /* as order_gate: closed once many_deadline is set */
+
 static intptr_t many_sleeper(void *arg)
 {
-    int rc = weft_sleep(many_deadline);
+    int v;
+    int rc = weft_chan_recv(many_gate, &v, sizeof v, WEFT_FOREVER);
+    if (rc == -EPIPE)
+        rc = weft_sleep(many_deadline);
     if (rc != 0)
         atomic_fetch_add(&many_bad_rc, 1);
     if (weft_now() < many_deadline)
@@ -300,11 +317,14 @@ static intptr_t many_main(void *arg)
     int n = test_sanitized() ? 1000 : 5000;
     weft_pid *pids = malloc((size_t)n * sizeof *pids);
     cr_assert_not_null(pids);
-    /* They all sleep until 700 ms from now; the program is measured while
-     * they sleep, from when all are asleep to 50 ms before they wake. */
-    many_deadline = weft_now() + 700 * MS;
+    /* They all sleep until 700 ms after the gate opens; the program is
+     * measured while they sleep, from when all are asleep to 50 ms before
+     * they wake. */
+    ASSERT_OK(weft_chan_make(&many_gate, sizeof(int), 0));
     for (int i = 0; i < n; i++)
         ASSERT_OK(weft_spawn(&pids[i], many_sleeper, NULL, NULL));
+    many_deadline = weft_now() + 700 * MS;
+    ASSERT_OK(weft_chan_close(many_gate));
     ASSERT_OK(weft_sleep(test_in_ms(5))); /* let any spawn still starting go to sleep */
     int64_t t1 = weft_now(), c1 = test_cpu_ns();
     ASSERT_OK(weft_sleep(many_deadline - 50 * MS));
@@ -323,6 +343,7 @@ static intptr_t many_main(void *arg)
     cr_assert_eq(atomic_load(&many_early), 0, "%d of %d sleepers woke before the deadline",
                  atomic_load(&many_early), n);
     cr_assert_eq(atomic_load(&many_bad_rc), 0, "%d sleeps failed", atomic_load(&many_bad_rc));
+    ASSERT_OK(weft_chan_release(many_gate));
     free(pids);
     return 1;
 }
