@@ -42,7 +42,11 @@ if [ $quick -eq 0 ]; then
   valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     _build/release/examples/example-sieve --n 100 --workers 2 >/dev/null
   valgrind -q --error-exitcode=1 _build/release/bench/weft-bench pingpong --workers 2 --n 20000 >/dev/null
-  echo "valgrind: 5 passed, 0 failed"
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    _build/release/examples/example-bank --accounts 20 --tellers 4 --transfers 2000 --workers 2 >/dev/null
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    _build/release/examples/example-chameneos --n 600 --workers 2 >/dev/null
+  echo "valgrind: 7 passed, 0 failed"
   stages=$((stages + 1))
 
   echo "== generic context switch (ucontext): switch test, processes, examples"
