@@ -19,6 +19,7 @@ static struct kind_state {
 
 /* Bytes mapped and not unmapped while mmap was counted. */
 static atomic_long mapped;
+static atomic_long absorbed; /* weft__fault_absorbed_note */
 
 void weft__fault_arm(enum weft__fault_kind kind, long nth, bool sticky)
 {
@@ -46,6 +47,7 @@ void weft__fault_reset(void)
         atomic_store(&kinds[i].injected, 0);
     }
     atomic_store(&mapped, 0);
+    atomic_store(&absorbed, 0);
 }
 
 long weft__fault_calls(enum weft__fault_kind kind)
@@ -56,6 +58,16 @@ long weft__fault_calls(enum weft__fault_kind kind)
 long weft__fault_injected(enum weft__fault_kind kind)
 {
     return atomic_load(&kinds[kind].injected);
+}
+
+void weft__fault_absorbed_note(void)
+{
+    atomic_fetch_add_explicit(&absorbed, 1, memory_order_relaxed);
+}
+
+long weft__fault_absorbed(void)
+{
+    return atomic_load(&absorbed);
 }
 
 long weft__fault_mapped(void)

@@ -54,6 +54,12 @@ void weft__fault_reset(void);
 long weft__fault_calls(enum weft__fault_kind kind);
 /* Failures injected into kind since it was armed. */
 long weft__fault_injected(enum weft__fault_kind kind);
+/* An allocation failure the runtime absorbed because the operation it
+ * served ended anyway (a wait whose timer could not be had, claimed by its
+ * waker meanwhile): counted, so that a test that fails each allocation in
+ * turn knows why no call reported one. */
+void weft__fault_absorbed_note(void);
+long weft__fault_absorbed(void);
 /* Bytes mapped through weft__fault_mmap and not yet unmapped through
  * weft__fault_munmap, counted while WEFT__FAULT_MMAP is armed or counting
  * (a leak check for tests that count from before weft maps anything). */

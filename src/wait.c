@@ -15,6 +15,7 @@
  */
 #include <limits.h>
 
+#include "fault.h"
 #include "internal.h"
 
 static _Thread_local struct weft__waiter thread_waiter;
@@ -131,6 +132,7 @@ static int wait_proc(struct weft__worker *worker, struct weft__waiter *w, unsign
             if (weft__wait_claim(w, ticket, -ENOMEM))
                 return -ENOMEM;
             timed = false; /* claimed meanwhile: the waker will resume us */
+            weft__fault_absorbed_note();
         } else {
             weft__sched_timer_armed(deadline);
         }

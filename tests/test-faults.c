@@ -605,7 +605,9 @@ static struct sweep_result sweep(enum kind k, unsigned workers, bool sticky)
         snprintf(run_name, sizeof run_name, "%s, %s %ld of %ld%s refused", mode_name(workers),
                  kind_names[k], n, res.count, sticky ? " and every later one" : "");
         arm(k, n, sticky);
+        long absorbed0 = weft__fault_absorbed();
         scenario(&o, workers);
+        long absorbed = weft__fault_absorbed() - absorbed0;
         long injected = injected_of(k);
         long calls = calls_of(k);
         arm(NO_KIND, 0, false);
@@ -624,9 +626,12 @@ static struct sweep_result sweep(enum kind k, unsigned workers, bool sticky)
         res.runs++;
         cr_assert(sticky || injected == 1, "%s: %ld failures injected", run_name, injected);
         int reported = count_rc(&o, err);
-        cr_assert(reported > 0, "%s: no call reported the failure", run_name);
-        cr_assert(sticky || reported == 1, "%s: %d calls reported %s for one failure", run_name,
-                  reported, weft_strerror(err));
+        /* A failure may be absorbed: a wait whose timer could not be had
+         * ends all the same when its waker claims it meanwhile (2 workers). */
+        cr_assert(reported > 0 || (absorbed > 0 && !exact(workers)),
+                  "%s: no call reported the failure", run_name);
+        cr_assert(sticky || reported == (absorbed ? 0 : 1), "%s: %d calls reported %s for one failure"
+                  " (%ld absorbed)", run_name, reported, weft_strerror(err), absorbed);
         check_usable(workers);
     }
     fprintf(stderr, "faults: %s, %s%s: %ld per run, %ld runs with failures\n", mode_name(workers),
