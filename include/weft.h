@@ -370,9 +370,14 @@ WEFT_API int weft_chan_cap(weft_chan ch);
 enum {
     WEFT_CASE_SEND = 1, /* send *buf (size bytes) on channel handle */
     WEFT_CASE_RECV = 2, /* receive into buf (size bytes) from channel handle */
-    WEFT_CASE_MSG = 3   /* receive from the caller's mailbox into buf, a
+    WEFT_CASE_MSG = 3,  /* receive from the caller's mailbox into buf, a
                            weft_msg (size: sizeof(weft_msg)); handle: a
                            weft_match * cast to uint64_t, or 0 for any */
+    WEFT_CASE_DVAR = 4, /* read dataflow variable handle into buf once it is
+                           bound (result: 0, or the error it was failed with) */
+    WEFT_CASE_STREAM = 5 /* read the next value of stream reader handle (or
+                           of a QUEUE stream) into buf (result: 0, or -EPIPE
+                           once the stream is closed and read to its end) */
 };
 
 typedef struct weft_case {
@@ -394,6 +399,10 @@ typedef struct weft_case {
 #define WEFT_MSG_CASE(msgptr, match)                                                   \
     ((weft_case){.kind = WEFT_CASE_MSG, .handle = (uint64_t)(uintptr_t)(match),        \
                  .buf = (msgptr), .size = sizeof(weft_msg)})
+#define WEFT_DVAR_CASE(dv, ptr) \
+    ((weft_case){.kind = WEFT_CASE_DVAR, .handle = (dv), .buf = (ptr), .size = sizeof *(ptr)})
+#define WEFT_STREAM_CASE(reader, ptr) \
+    ((weft_case){.kind = WEFT_CASE_STREAM, .handle = (reader), .buf = (ptr), .size = sizeof *(ptr)})
 
 /* Policies of weft_select. */
 enum {
@@ -727,6 +736,307 @@ WEFT_API int weft_sup_which(weft_pid sup, const char *name, weft_pid *pid, int64
 /* Restarts counted so far by sup (for tests and monitoring), or an error of
  * weft_call. */
 WEFT_API long weft_sup_restarts(weft_pid sup, int64_t deadline);
+
+/* ---- Dataflow variables ------------------------------------------------------------ */
+
+/* A dataflow variable: a single-assignment value of a fixed size (Oz's
+ * logic variables, GPars' DataflowVariable). It starts unbound; the first
+ * bind sets it for good and wakes every reader; readers of an unbound
+ * variable wait until it is bound or their deadline. It can instead be
+ * failed with an error, which every reader then gets: a producer that
+ * cannot make the value tells its consumers why. Readiness is a select case
+ * (WEFT_DVAR_CASE). Handles are counted references, as channels are. */
+typedef uint64_t weft_dvar;
+
+/* Largest value of a dataflow variable (and of a stream element). */
+#define WEFT_DVAR_MAX WEFT_CHAN_ELEM_MAX
+
+/* Creates an unbound variable of size-byte values; the caller holds one
+ * reference. Works from processes and outside threads. Errors: -EINVAL
+ * [misuse] (dv NULL, size 0 or above WEFT_DVAR_MAX), -ENOMEM, -ECANCELED,
+ * -ESHUTDOWN. */
+WEFT_API int weft_dvar_make(weft_dvar *dv, size_t size);
+
+/* Binds dv to the size bytes at value (copied), once and for all, and wakes
+ * its readers. Never waits. Errors: -EALREADY (dv is already bound or
+ * failed: the value stays the first one), -EMSGSIZE [misuse] (size is not
+ * dv's), -EINVAL [misuse] (value NULL), -EBADF [misuse] (bad handle),
+ * -ESHUTDOWN. */
+WEFT_API int weft_dvar_bind(weft_dvar dv, const void *value, size_t size);
+
+/* Binds dv to the error err (a negative code): its readers get err instead
+ * of a value. Errors: -EALREADY, -EINVAL [misuse] (err >= 0), -EBADF
+ * [misuse], -ESHUTDOWN. */
+WEFT_API int weft_dvar_fail(weft_dvar dv, int err);
+
+/* Copies dv's value into value once it is bound, waiting until the
+ * deadline for that (deadline 0: only if it is bound now). Returns 0, or
+ * the error dv was failed with, or: -ETIMEDOUT (still unbound at the
+ * deadline), -EMSGSIZE [misuse] (size is not dv's), -EINVAL [misuse]
+ * (value NULL), -EBADF (bad handle, or dv destroyed while waiting),
+ * -ECANCELED, -ENOMEM (no memory for the deadline's timer), -ESHUTDOWN.
+ * Choose failure codes that the caller can tell from these. */
+WEFT_API int weft_dvar_get(weft_dvar dv, void *value, size_t size, int64_t deadline);
+
+/* 1 if dv is bound (to a value or an error), 0 if not, or -EBADF,
+ * -ESHUTDOWN. */
+WEFT_API int weft_dvar_bound(weft_dvar dv);
+
+/* References, as weft_chan_retain and weft_chan_release: the last release
+ * destroys dv (readers still waiting wake with -EBADF). */
+WEFT_API int weft_dvar_retain(weft_dvar dv);
+WEFT_API int weft_dvar_release(weft_dvar dv);
+
+/* ---- Streams ------------------------------------------------------------------------ */
+
+/* A stream is a dataflow queue of fixed-size values, written in order and
+ * closed once at the end. Its values are read through readers:
+ *  - WEFT_STREAM_BROADCAST: every reader sees every value written after the
+ *    reader was made, in order (GPars' DataflowBroadcast, Oz's streams): make
+ *    the readers before the first write for them to see everything;
+ *  - WEFT_STREAM_QUEUE: each value goes to exactly one reader (a work queue,
+ *    GPars' DataflowQueue); the stream's own handle reads as a reader too.
+ * Capacity 0 makes the stream unbounded: writes never wait. Otherwise a
+ * write waits while capacity values are unread (BROADCAST: by the slowest
+ * reader), which pushes back on a fast writer. Once closed and read to its
+ * end, a reader gets -EPIPE. A stream's values are also a select case
+ * (WEFT_STREAM_CASE). Stream and reader handles are counted references;
+ * releasing a reader stops it from holding writers back. */
+typedef uint64_t weft_stream;
+
+enum { WEFT_STREAM_BROADCAST = 0, WEFT_STREAM_QUEUE = 1 };
+
+/* Creates a stream of elem_size-byte values; the caller holds one reference.
+ * Errors: -EINVAL [misuse] (s NULL, elem_size 0 or above WEFT_DVAR_MAX, an
+ * unknown mode), -E2BIG [misuse] (capacity * elem_size above
+ * WEFT_CHAN_BUFFER_MAX), -ENOMEM, -ECANCELED, -ESHUTDOWN. */
+WEFT_API int weft_stream_make(weft_stream *s, size_t elem_size, size_t capacity, int mode);
+
+/* Makes a reader of s, which holds a reference on s until it is released.
+ * Errors: -EBADF [misuse] (s is not a stream), -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_stream_reader(weft_stream s, weft_stream *reader);
+
+/* Appends the size bytes at value, waiting until the deadline for room in
+ * a bounded stream. A BROADCAST stream without readers drops the value (no
+ * one can ever read it) and returns 0. Errors: -EPIPE (closed; not
+ * written), -ETIMEDOUT (still full at the deadline; not written),
+ * -EMSGSIZE [misuse], -EINVAL [misuse] (value NULL), -EBADF (bad handle or
+ * a reader's handle; [misuse] unless destroyed while waiting), -ECANCELED,
+ * -ENOMEM (an unbounded stream could not grow; or no timer), -ESHUTDOWN. */
+WEFT_API int weft_stream_write(weft_stream s, const void *value, size_t size, int64_t deadline);
+
+/* Reads the next value of reader (a reader, or a QUEUE stream) into value,
+ * waiting until the deadline for one. Errors: -EPIPE (closed, and every
+ * value written has been read), -ETIMEDOUT, -EMSGSIZE [misuse], -EINVAL
+ * [misuse] (value NULL, or a BROADCAST stream's own handle: read through a
+ * reader), -EBADF, -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_stream_read(weft_stream reader, void *value, size_t size, int64_t deadline);
+
+/* Closes s: writes fail with -EPIPE from now on, readers read what was
+ * written, then get -EPIPE; waiting writers wake with -EPIPE. Errors:
+ * -EPIPE [misuse] (already closed), -EBADF [misuse], -ESHUTDOWN. */
+WEFT_API int weft_stream_close(weft_stream s);
+
+/* Values written and not yet read by reader (a snapshot), or -EBADF. */
+WEFT_API long weft_stream_len(weft_stream reader);
+
+/* References of streams and readers, as channels'. The last release of a
+ * stream destroys it once its readers are released too. */
+WEFT_API int weft_stream_retain(weft_stream s);
+WEFT_API int weft_stream_release(weft_stream s);
+
+/* ---- Dataflow graphs ------------------------------------------------------------- */
+
+/* A graph of nodes (operators) joined by edges, built, checked, then run
+ * once. Each edge is a bounded channel from one node's output port to
+ * another's input port; a node fires when its inputs hold what its kind
+ * needs, so the readiness of data drives the run, and a slow node pushes
+ * back on its producers through the full edges before it. Each node runs
+ * as one or more processes named after it (weft_dump and the deadlock
+ * report show them). The end of the data flows through the graph: a source
+ * that ends closes its outputs, and a node whose inputs have ended finishes
+ * what it holds, closes its outputs and ends. The run ends when every node
+ * has ended, or at the first error: a node function's error, a cancel or
+ * the run's deadline cancels the whole graph. Cancelling stops every node
+ * at its next firing or wait; a value that a source emitted is then either
+ * consumed by a sink or counted as dropped (weft_graph_get_stats). */
+typedef uint64_t weft_graph;
+
+/* A node: its index in the graph, from 0 in the order of weft_graph_add. */
+typedef int weft_node;
+
+/* Most input (and output) ports of one node, and most nodes in a graph. */
+#define WEFT_NODE_PORTS_MAX 16
+#define WEFT_GRAPH_NODES_MAX 4096
+
+enum {
+    /* No inputs, 1+ outputs: fn is called again and again; it fills out[]
+     * and returns 0 to emit them, or WEFT_NODE_END to end. */
+    WEFT_NODE_SOURCE = 1,
+    /* 1+ inputs (a join: it fires when every input holds a value), 0+
+     * outputs: fn(state, in, out) returns 0 to emit every out[], or
+     * WEFT_NODE_SKIP to emit nothing this time. The node ends when any of
+     * its inputs has ended (no more whole sets can come). */
+    WEFT_NODE_MAP = 2,
+    /* A map without outputs, at the end of the flow: weft_graph_wait_node
+     * awaits it. */
+    WEFT_NODE_SINK = 3,
+    /* 1+ inputs, 1 output: fires on any input that holds a value. With fn,
+     * in[] holds only that input's value (the others are NULL); without,
+     * the value goes out as it is (every size must be the output's). Ends
+     * when all its inputs have ended. */
+    WEFT_NODE_MERGE = 4,
+    /* 1 input, 1 output of the same size: fn(state, in, NULL) returns 0 to
+     * pass the value on, WEFT_NODE_SKIP to drop it. */
+    WEFT_NODE_FILTER = 5,
+    /* 1 input, 1+ outputs of its size: every output gets a copy. No fn. */
+    WEFT_NODE_BROADCAST = 6,
+    /* 1 input, 1+ outputs of its size: fn(state, in, NULL) returns the
+     * index of the output the value goes to (without fn: each in turn). */
+    WEFT_NODE_SPLIT = 7,
+    /* User-defined: body(state, io) runs as a process and moves values
+     * itself with weft_node_recv, weft_node_recv_any and weft_node_send;
+     * its outputs close when it returns. */
+    WEFT_NODE_CUSTOM = 8
+};
+
+/* What node functions return besides 0 and negative errors. */
+#define WEFT_NODE_END 1
+#define WEFT_NODE_SKIP 2
+
+/* A node function. in[i] points at input i's value (read-only, valid
+ * during the call), out[j] at room for output j's value. It runs in a
+ * process of the node, so it may block (and must not keep pointers to its
+ * arguments). A negative return value is an error that fails the node and
+ * cancels the graph. */
+typedef int (*weft_node_fn)(void *state, const void *const *in, void *const *out);
+
+/* A custom node's ports, for its body. */
+typedef struct weft_node_io weft_node_io;
+typedef int (*weft_node_body)(void *state, weft_node_io *io);
+
+typedef struct weft_node_spec {
+    const char *name;     /* required: 1..WEFT_NAME_MAX-1 bytes, unique in the graph */
+    int kind;             /* WEFT_NODE_* */
+    unsigned inputs, outputs;                /* port counts, by kind (above) */
+    size_t in_size[WEFT_NODE_PORTS_MAX];     /* element size of each input port */
+    size_t out_size[WEFT_NODE_PORTS_MAX];    /* element size of each output port */
+    weft_node_fn fn;      /* by kind (above) */
+    weft_node_body body;  /* WEFT_NODE_CUSTOM */
+    void *state;          /* fn's and body's first argument, shared by their firings */
+    /* Firings at once (0 or 1: one at a time). MAP, SINK, FILTER and SPLIT:
+     * up to parallel firings run in parallel processes (fn must then be
+     * safe to call concurrently); CUSTOM: parallel processes run body. */
+    unsigned parallel;
+    /* With parallel > 1, MAP and FILTER: nonzero keeps the outputs in the
+     * order of the inputs (a reorder buffer of at most 2 * parallel
+     * firings); zero lets them out as they finish. */
+    int ordered;
+    size_t stack_size;    /* of the node's processes (0: the runtime's default) */
+} weft_node_spec;
+
+/* Creates an empty graph named name (for diagnostics and DOT: copied,
+ * truncated to WEFT_NAME_MAX-1 bytes). The caller holds one reference.
+ * Errors: -EINVAL [misuse] (g NULL, name NULL or empty), -ENOMEM,
+ * -ESHUTDOWN. */
+WEFT_API int weft_graph_make(weft_graph *g, const char *name);
+
+/* Adds a node built from spec (copied) and stores its index in *node (may
+ * be NULL). Errors: -EINVAL [misuse] (spec NULL, an unknown kind, port
+ * counts or sizes that the kind does not allow, a size of 0 or above
+ * WEFT_CHAN_ELEM_MAX, a missing fn or body, parallel for a kind without),
+ * -ENAMETOOLONG [misuse] (name of WEFT_NAME_MAX bytes or more), -EEXIST
+ * [misuse] (the name is taken in this graph), -EBUSY [misuse] (the graph
+ * is running or has run), -E2BIG (WEFT_GRAPH_NODES_MAX nodes already),
+ * -EBADF [misuse] (bad graph), -ENOMEM. */
+WEFT_API int weft_graph_add(weft_graph g, const weft_node_spec *spec, weft_node *node);
+
+/* Joins output port out_port of node from to input port in_port of node to
+ * by an edge that buffers capacity values (0: a rendezvous, where a value
+ * passes only when the next node takes it). Errors: -EMSGSIZE [misuse] (the
+ * ports' element sizes differ), -EISCONN [misuse] (one of the ports is
+ * connected already: fan out through BROADCAST or SPLIT, fan in through
+ * MERGE), -EINVAL [misuse] (no such node or port), -E2BIG [misuse]
+ * (capacity times the size above WEFT_CHAN_BUFFER_MAX), -EBUSY [misuse],
+ * -EBADF [misuse], -ENOMEM. */
+WEFT_API int weft_graph_connect(weft_graph g, weft_node from, unsigned out_port, weft_node to,
+                                unsigned in_port, size_t capacity);
+
+/* Checks that g can run: it has nodes, every port is connected, every edge
+ * joins ports of one size, and every cycle has an edge that buffers. On a
+ * problem writes a one-line explanation naming the node and port into why
+ * (NUL-terminated, truncated to len; why may be NULL) and returns: -EINVAL
+ * (no nodes), -ENOTCONN (a port is not connected), -EMSGSIZE (sizes differ),
+ * -EDEADLK (a cycle of rendezvous edges). Also -EBADF [misuse]. */
+WEFT_API int weft_graph_validate(weft_graph g, char *why, size_t len);
+
+/* Writes g as a Graphviz DOT digraph into buf (NUL-terminated, truncated to
+ * len; buf may be NULL with len 0): a box per node labelled with its name
+ * and kind (and parallel, when above 1), an arrow per edge labelled with
+ * its ports, element size and capacity. Returns the length of the whole
+ * text (as snprintf), or -EBADF [misuse], -ENOMEM. */
+WEFT_API int weft_graph_dot(weft_graph g, char *buf, size_t len);
+
+/* Validates g (failing with its codes), then starts its run: the nodes'
+ * processes and a coordinator process that ends the run. The run is
+ * cancelled with -ETIMEDOUT at deadline (WEFT_FOREVER: no limit). Returns
+ * once every node has started. Errors: those of weft_graph_validate,
+ * -EALREADY [misuse] (g has run or is running: a graph runs once), -EBADF
+ * [misuse], -ENOMEM (nothing was left running), -ECANCELED, -ESHUTDOWN. */
+WEFT_API int weft_graph_run(weft_graph g, int64_t deadline);
+
+/* Waits until the run of g has ended (every process it started has ended),
+ * or the deadline. Returns the run's result: 0 when every node ended at the
+ * end of its data, else the error that ended it: a node function's error
+ * (weft_graph_get_stats names the node), -ECANCELED (weft_graph_cancel), or
+ * -ETIMEDOUT (the run's deadline). Errors besides: -EAGAIN (the deadline
+ * passed first: the run goes on), -EINVAL [misuse] (g has not been run),
+ * -EBADF [misuse], -ECANCELED (the runtime is shutting down), -ENOMEM. */
+WEFT_API int weft_graph_wait(weft_graph g, int64_t deadline);
+
+/* Waits until every process of node has ended (a sink has consumed all it
+ * will get), or the deadline. Returns 0 if the node ended at the end of its
+ * data, its own error, or -ECANCELED if the run was cancelled before it
+ * ended. Errors besides: -EAGAIN (deadline), -EINVAL [misuse] (no such
+ * node, or g has not been run), -EBADF [misuse], -ENOMEM. */
+WEFT_API int weft_graph_wait_node(weft_graph g, weft_node node, int64_t deadline);
+
+/* Cancels the run of g with -ECANCELED (if it has not ended already: then
+ * nothing changes). Never waits; works from anywhere, a node included.
+ * Errors: -EINVAL [misuse] (g has not been run), -EBADF [misuse]. */
+WEFT_API int weft_graph_cancel(weft_graph g);
+
+typedef struct weft_graph_stats {
+    int result;                   /* as weft_graph_wait; -EINPROGRESS while running */
+    weft_node failed_node;        /* the node whose error ended the run, or -1 */
+    char failed_name[WEFT_NAME_MAX]; /* its name, or "" */
+    uint64_t emitted;             /* values emitted by the sources */
+    uint64_t consumed;            /* values taken by sinks' firings */
+    uint64_t dropped;             /* values a cancellation discarded: taken from
+                                     an edge but never fired on, emitted but never
+                                     sent, or left in an edge */
+} weft_graph_stats;
+
+/* Fills *st. The counts are final once the run has ended. Errors: -EINVAL
+ * [misuse] (st NULL), -EBADF [misuse]. */
+WEFT_API int weft_graph_get_stats(weft_graph g, weft_graph_stats *st);
+
+/* Releases the caller's reference on g. A graph that is running cannot be
+ * released: -EBUSY [misuse] (cancel it and wait first). Errors: -EBADF
+ * [misuse]. */
+WEFT_API int weft_graph_release(weft_graph g);
+
+/* A custom node's input and output, each waiting until the deadline.
+ * weft_node_recv reads input port; weft_node_recv_any the first input that
+ * holds a value, storing its port in *port. Returns 0, or -EPIPE (the port
+ * has ended; for recv_any: every input has), -ECANCELED (the graph is
+ * cancelled: the body should return), -ETIMEDOUT, -EINVAL [misuse] (io or
+ * value NULL, no such port). weft_node_send returns 0, -EPIPE (the next
+ * node has ended: the value is dropped), -ECANCELED, -ETIMEDOUT, -EINVAL
+ * [misuse]. */
+WEFT_API int weft_node_recv(weft_node_io *io, unsigned port, void *value, int64_t deadline);
+WEFT_API int weft_node_recv_any(weft_node_io *io, unsigned *port, void *value, int64_t deadline);
+WEFT_API int weft_node_send(weft_node_io *io, unsigned port, const void *value, int64_t deadline);
 
 /* ---- Diagnostics ---------------------------------------------------------------- */
 

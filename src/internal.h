@@ -128,7 +128,15 @@ const char *weft__stack_guard_kind(void);
 
 /* ---- handle ---------------------------------------------------------------- */
 
-enum weft__handle_type { WEFT__HANDLE_PROC = 1, WEFT__HANDLE_CHAN = 2, WEFT__HANDLE_ACTOR = 3 };
+enum weft__handle_type {
+    WEFT__HANDLE_PROC = 1,
+    WEFT__HANDLE_CHAN = 2,
+    WEFT__HANDLE_ACTOR = 3,
+    WEFT__HANDLE_DVAR = 4,
+    WEFT__HANDLE_STREAM = 5,
+    WEFT__HANDLE_READER = 6,  /* a stream's reader */
+    WEFT__HANDLE_GRAPH = 7
+};
 
 /* A worker's private cache of free slot indices. */
 struct weft__handle_cache {
