@@ -3,6 +3,7 @@
 // Usage:
 //
 //	weftpeer-go NAME [--workers W] [--n N]
+//	weftpeer-go pipeline [--workers W] [--n N] [--stages S]
 //	weftpeer-go --list
 //
 // Runs one benchmark and prints exactly one line on stdout, last:
@@ -11,11 +12,12 @@
 //
 // (memory prints bytes per goroutine and idle the CPU % of one core in the last column).
 // --workers sets runtime.GOMAXPROCS (default: leave GOMAXPROCS as it is); the caller pins the
-// process with taskset. Each benchmark validates its result; on a wrong result it prints a message
+// process with taskset. --stages S (>= 2, default 4) sets pipeline's stage count; only pipeline
+// takes it. Each benchmark validates its result; on a wrong result it prints a message
 // on stderr and exits with status 1. Usage errors exit with status 2.
 //
 // This file holds the command line, the benchmark table and shared helpers; each benchmark lives in
-// its own file (switch.go, spawn.go, pingpong.go, ring.go, skynet.go, fanin.go, memory.go, idle.go).
+// its own file (switch.go, spawn.go, pingpong.go, ring.go, skynet.go, fanin.go, memory.go, idle.go, pipeline.go).
 // Standard library only.
 package main
 
@@ -56,10 +58,12 @@ var benches = []bench{
 	{"fanin", 10_000_000, "%.1f", runFanin, "1000 producers send N int64 into one channel (cap 1024), one consumer sums; ns per message"},
 	{"memory", 100_000, "%.1f", runMemory, "N goroutines blocked on a receive; VmRSS growth; bytes per goroutine"},
 	{"idle", 2_000, "%.3f", runIdle, "one goroutine sleeps N ms; CPU of the whole program as % of one core"},
+	{"pipeline", 10_000_000, "%.1f", runPipeline, "S stages (default 4: source, *3, +1, sink) joined by channels of capacity 64, N items; ns per item"},
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: weftpeer-go NAME [--workers W] [--n N]\n       weftpeer-go --list")
+	fmt.Fprintln(os.Stderr, "usage: weftpeer-go NAME [--workers W] [--n N]\n"+
+		"       weftpeer-go pipeline [--workers W] [--n N] [--stages S]\n       weftpeer-go --list")
 	os.Exit(2)
 }
 
@@ -81,7 +85,7 @@ func parsePositive(flag, s string) int64 {
 
 func main() {
 	var name string
-	var workers, n int64 // 0 = not given
+	var workers, n, stages int64 // 0 = not given
 	args := os.Args[1:]
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -95,7 +99,7 @@ func main() {
 			return
 		case "-h", "--help":
 			usage()
-		case "--workers", "--n":
+		case "--workers", "--n", "--stages":
 			if !hasVal {
 				if i+1 >= len(args) {
 					usage()
@@ -103,10 +107,13 @@ func main() {
 				i++
 				val = args[i]
 			}
-			if flag == "--workers" {
+			switch flag {
+			case "--workers":
 				workers = parsePositive(flag, val)
-			} else {
+			case "--n":
 				n = parsePositive(flag, val)
+			default:
+				stages = parsePositive(flag, val)
 			}
 		default:
 			if strings.HasPrefix(a, "-") || name != "" {
@@ -127,6 +134,13 @@ func main() {
 	if b == nil {
 		fmt.Fprintf(os.Stderr, "weftpeer-go: unknown benchmark %q (try --list)\n", name)
 		os.Exit(2)
+	}
+	if stages != 0 {
+		if b.name != "pipeline" || stages < 2 {
+			fmt.Fprintln(os.Stderr, "weftpeer-go: --stages S (S >= 2) is an option of pipeline only")
+			os.Exit(2)
+		}
+		pipelineStages = stages
 	}
 	if workers > 0 {
 		runtime.GOMAXPROCS(int(workers))
