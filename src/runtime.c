@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chan.h"
+#include "dataflow.h"
 #include "actor.h"
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -237,6 +237,7 @@ static int stop(int64_t deadline, bool by_run)
     weft__actor_stop_all();
     weft__proc_reap_all();
     weft__registry_term();
+    weft__graph_term();
     weft__chan_pool_term();
     weft__sched_stop();
     weft__msg_depot_term();
