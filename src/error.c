@@ -24,6 +24,7 @@ const char *weft_strerror(int err)
     case -EPIPE: return "closed";
     case -EMSGSIZE: return "wrong message size";
     case -EOVERFLOW: return "too many references";
+    case -EALREADY: return "already done (a dataflow variable bound or failed before)";
     default: break;
     }
     return err < 0 ? "unknown error" : "not an error code";

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan.h"
+#include "dataflow.h"
 
 #define case_kind weft__case_kind
 
@@ -80,7 +80,7 @@ static void recv_disarm(void *obj, weft_case *c, struct weft__chan_op *op)
     weft__chan_disarm(obj, false, op);
 }
 
-enum { KINDS = WEFT_CASE_MSG + 1 };
+enum { KINDS = WEFT_CASE_STREAM + 1 };
 
 static const struct case_kind chan_send_kind = {chan_find, chan_lock, chan_check, send_try,
                                                 send_arm, send_disarm, false};
@@ -91,6 +91,7 @@ static const struct case_kind *const kinds[KINDS] = {
     [WEFT_CASE_SEND] = &chan_send_kind,
     [WEFT_CASE_RECV] = &chan_recv_kind,
     [WEFT_CASE_MSG] = &weft__msg_case_kind,
+    [WEFT_CASE_DVAR] = &weft__dvar_case_kind,
 };
 
 /* wait_all's answer when a recheck case was woken but found nothing. */

@@ -817,7 +817,7 @@ static int p_select_n(struct fx *f, uint64_t h, int k)
 
 static int p_select_kind(struct fx *f, uint64_t h, int k)
 {
-    static const int kinds[] = {0, WEFT_CASE_MSG + 1, -1, INT_MAX, INT_MIN};
+    static const int kinds[] = {0, WEFT_CASE_STREAM + 1, -1, INT_MAX, INT_MIN};
     weft_case c[2] = {WEFT_RECV(f->live, f->elem), WEFT_RECV(f->rv, f->elem)};
     c[1].kind = kinds[k];
     return select_untouched(c, 2, WEFT_SELECT_FAIR, 0);
