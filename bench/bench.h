@@ -10,6 +10,7 @@
 struct bench_args {
     unsigned workers;   /* --workers, 0 = one per CPU */
     long n;             /* --n */
+    unsigned stages;    /* --stages, pipeline only; 0 = its default */
 };
 
 /* What a benchmark measured: the driver prints it in the BENCH.md line. */
@@ -32,6 +33,7 @@ extern const struct bench bench_switch, bench_spawn, bench_memory, bench_idle;
 extern const struct bench bench_pingpong, bench_ring, bench_skynet, bench_fanin, bench_poll;
 extern const struct bench bench_mailbox, bench_actor_pingpong, bench_actor_spawn, bench_actor_memory,
     bench_selective;
+extern const struct bench bench_pipeline;
 
 /* Runs fn(arg) as the main process of a runtime with args->workers workers;
  * returns fn's result, or a negative weft error. */

@@ -1,5 +1,6 @@
 /* main.c: weft-bench, the benchmark driver. Usage:
  *     weft-bench NAME [--workers W] [--n N]
+ *     weft-bench pipeline [--workers W] [--n N] [--stages S]
  *     weft-bench --list
  * Prints one line, last: <bench> weft <workers> <N> <total_seconds> <value>. */
 #include <stdio.h>
@@ -12,6 +13,7 @@ static const struct bench *const benches[] = {
     &bench_switch, &bench_spawn, &bench_pingpong, &bench_ring, &bench_skynet, &bench_fanin,
     &bench_memory, &bench_idle, &bench_poll,
     &bench_mailbox, &bench_actor_pingpong, &bench_actor_spawn, &bench_actor_memory, &bench_selective,
+    &bench_pipeline,
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 
@@ -44,7 +46,9 @@ long bench_rss(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: weft-bench NAME [--workers W] [--n N]\n       weft-bench --list\n");
+    fprintf(stderr, "usage: weft-bench NAME [--workers W] [--n N]\n"
+                    "       weft-bench pipeline [--workers W] [--n N] [--stages S]\n"
+                    "       weft-bench --list\n");
     return 2;
 }
 
@@ -71,7 +75,12 @@ int main(int argc, char **argv)
             args.workers = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
             args.n = strtol(argv[++i], NULL, 10);
-        else
+        else if (strcmp(argv[i], "--stages") == 0 && i + 1 < argc && b == &bench_pipeline) {
+            long s = strtol(argv[++i], NULL, 10);
+            if (s < 2 || s > WEFT_GRAPH_NODES_MAX)
+                return usage();
+            args.stages = (unsigned)s;
+        } else
             return usage();
     }
     if (args.n <= 0)
