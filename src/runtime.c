@@ -238,6 +238,7 @@ static int stop(int64_t deadline, bool by_run)
     weft__proc_reap_all();
     weft__registry_term();
     weft__graph_term();
+    weft__stream_pool_term();
     weft__dvar_pool_term();
     weft__chan_pool_term();
     weft__sched_stop();

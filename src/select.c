@@ -92,6 +92,7 @@ static const struct case_kind *const kinds[KINDS] = {
     [WEFT_CASE_RECV] = &chan_recv_kind,
     [WEFT_CASE_MSG] = &weft__msg_case_kind,
     [WEFT_CASE_DVAR] = &weft__dvar_case_kind,
+    [WEFT_CASE_STREAM] = &weft__stream_case_kind,
 };
 
 /* wait_all's answer when a recheck case was woken but found nothing. */
