@@ -54,7 +54,7 @@ struct weft__reader {
     struct weft__reader *next, *prev;       /* the stream's readers */
     struct weft__reader *wnext, *wprev;     /* the stream's waiting readers */
     bool waiting;                           /* in that list */
-    bool self;                              /* a stream's own read point */
+    bool self;                              /* a stream's own read point (fixed) */
     struct weft__pool_link link;
 };
 
@@ -300,7 +300,12 @@ static void rescan_head(struct weft__stream *s)
 static void left(struct weft__stream *s, uint64_t old, struct wakes *w)
 {
     if (old == s->head && --s->at_head == 0) {
-        rescan_head(s);
+        if (s->nreaders == 1) { /* the one reader is the slowest */
+            drop_to(s, s->readers->pos);
+            s->at_head = 1;
+        } else {
+            rescan_head(s);
+        }
         admit_writers(s, w);
     }
 }
@@ -413,7 +418,7 @@ static int broadcast_self(const char *fn, uint64_t h)
 static inline int read_check(const char *fn, struct weft__stream *s, struct weft__reader *r,
                              uint64_t h, size_t size)
 {
-    if (weft__unlikely(r->handle != h))
+    if (weft__unlikely(handle_of(r) != h)) /* r may belong to another stream now */
         return -EBADF;
     if (weft__unlikely(r->self && s->mode == WEFT_STREAM_BROADCAST))
         return broadcast_self(fn, h);
@@ -439,7 +444,10 @@ static int stream_make(weft_stream *out, size_t elem_size, size_t capacity, int 
         weft__pool_put(&streams, s);
         return -ENOMEM;
     }
+    /* Fixed for the block's life; before the handle is published. */
     atomic_store_explicit(&s->self.stream, s, memory_order_relaxed);
+    if (!s->self.self)
+        s->self.self = true;
     struct weft__worker *w = weft__worker_current();
     uint64_t handle;
     if (weft__handle_alloc(w ? &w->handles : NULL, s, WEFT__HANDLE_STREAM, 1, &handle) != 0) {
@@ -464,7 +472,6 @@ static int stream_make(weft_stream *out, size_t elem_size, size_t capacity, int 
     s->writers.head = s->writers.tail = NULL;
     s->self.waitq.head = s->self.waitq.tail = NULL;
     s->self.waiting = false;
-    s->self.self = true;
     __atomic_store_n(&s->self.handle, handle, __ATOMIC_RELEASE);
     __atomic_store_n(&s->handle, handle, __ATOMIC_RELEASE);
     weft__spin_unlock(&s->lock);
@@ -579,8 +586,7 @@ static int stream_reader(weft_stream sh, weft_stream *out)
     weft__spin_lock(&s->lock);
     r->pos = s->tail;
     r->waitq.head = r->waitq.tail = NULL;
-    r->waiting = false;
-    r->self = false;
+    r->waiting = false; /* r->self is false in every reader block */
     r->prev = NULL;
     r->next = s->readers;
     if (s->readers)
@@ -798,7 +804,7 @@ static long stream_len(weft_stream h)
     struct weft__stream *s = stream_of(r);
     weft__spin_lock(&s->lock);
     long n;
-    if (r->handle != h)
+    if (handle_of(r) != h)
         n = -EBADF;
     else if (s->mode == WEFT_STREAM_BROADCAST && !r->self)
         n = (long)(s->tail - r->pos);

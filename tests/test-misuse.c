@@ -59,7 +59,10 @@ static const char *const col_name[] = {"NULL", "never-valid", "stale", "size", "
 /* H_ENDED: pids of this runtime whose process or actor has ended (a send or
  * an exit signal to one is dropped, not refused); H_OLD: pids of an earlier
  * runtime (never pids of this one). */
-enum hkind { H_NONE, H_CHAN, H_PID, H_ENDED, H_OLD };
+/* H_DVAR, H_STREAM: handles that are no dataflow variable, no stream (nor
+ * reader) or stale ones (a stream's list never holds a live reader: readers
+ * are valid for reads). */
+enum hkind { H_NONE, H_CHAN, H_PID, H_ENDED, H_OLD, H_DVAR, H_STREAM };
 
 enum { HMAX = 128 };
 struct hlist {
@@ -101,6 +104,17 @@ struct fx {
      * reused); valid until the runtime stopped (no-runtime context only). */
     struct hlist bad_ch, bad_pid, stale_ch, stale_pid, dead_ch, dead_pid, tmp;
     struct hlist ended_pid, old_pid; /* see H_ENDED, H_OLD */
+    /* The dataflow layer's objects, and its handle lists (as the channels'). */
+    weft_dvar dv_bound;  /* int, bound to SENT_A */
+    weft_dvar dv_free;   /* int, unbound */
+    weft_dvar dv_fresh;  /* int, bound to FRESH_V; took the slot of a released variable */
+    weft_stream st;      /* BROADCAST of ints, capacity 1: full, its reader st_r holds SENT_A */
+    weft_stream st_r;
+    weft_stream st_q;    /* QUEUE of ints, capacity 2, holds SENT_B */
+    weft_stream st_empty; /* QUEUE of ints, unbounded, empty */
+    weft_stream st_closed; /* QUEUE of ints, closed, empty */
+    weft_stream st_fresh; /* QUEUE of ints, capacity 2, holds FRESH_V; took a released stream's slot */
+    struct hlist bad_dv, stale_dv, dead_dv, bad_st, stale_st, dead_st;
     int *elem;           /* exactly one int on the heap: an overrun is an ASan error */
     int fd_null, fd_ro, fd_broken; /* /dev/null for writing and for reading; a pipe without reader */
 };
@@ -793,6 +807,388 @@ static int p_cap(struct fx *f, uint64_t h, int k)
     return weft_chan_cap(h);
 }
 
+/* ---- dataflow variables ------------------------------------------------------------------ */
+
+static int p_dvar_make_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_make(NULL, k ? WEFT_DVAR_MAX : 1);
+}
+
+static int p_dvar_make_size(struct fx *f, uint64_t h, int k)
+{
+    static const size_t sizes[] = {0, WEFT_DVAR_MAX + 1, SIZE_MAX};
+    weft_dvar dv = 77;
+    int rc = weft_dvar_make(&dv, sizes[k]);
+    return dv == 77 ? rc : TOUCHED;
+}
+
+/* The smallest and the largest value: made, bound, read back, released. */
+static int p_dvar_make_limits(struct fx *f, uint64_t h, int k)
+{
+    size_t n = k ? WEFT_DVAR_MAX : 1;
+    unsigned char *in = malloc(n), *out = calloc(1, n);
+    memset(in, 0x5A, n);
+    weft_dvar dv = 0;
+    int rc = weft_dvar_make(&dv, n);
+    if (rc == 0) {
+        int a = weft_dvar_bind(dv, in, n), b = weft_dvar_get(dv, out, n, 0);
+        int c = weft_dvar_release(dv);
+        rc = a ? a : b ? b : c ? c : memcmp(in, out, n) ? TOUCHED : 0;
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
+static int p_dvar_make_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_dvar dv = 77;
+    int rc = weft_dvar_make(&dv, sizeof(int));
+    return rc == 0 ? (weft_dvar_release(dv), 0) : dv == 77 ? rc : TOUCHED;
+}
+
+/* k bit 1: the bound or the free variable (no runtime: forged handles). */
+static weft_dvar pick_dv(struct fx *f, int k)
+{
+    return f->running ? (k & 2 ? f->dv_free : f->dv_bound) : 0x100000001ull;
+}
+
+static int p_dvar_bind_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_bind(pick_dv(f, k), NULL, sizeof(int));
+}
+
+static int p_dvar_bind(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_dvar_bind(h, f->elem, sizeof(int));
+}
+
+/* Wrong sizes, on the bound and the free variable (which stays unbound). */
+static int p_dvar_bind_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_dvar_bind(pick_dv(f, (k / NWRONG) * 2), f->elem, wrong_sizes[k % NWRONG]);
+}
+
+static int p_dvar_bind_twice(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return k ? weft_dvar_fail(f->dv_bound, -EIO) : weft_dvar_bind(f->dv_bound, f->elem, sizeof(int));
+}
+
+static int p_dvar_fail_err(struct fx *f, uint64_t h, int k)
+{
+    static const int errs[] = {0, 1, INT_MAX};
+    return weft_dvar_fail(pick_dv(f, 2), errs[k]);
+}
+
+static int p_dvar_fail(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_fail(h, -EIO);
+}
+
+/* k bit 0: the deadline, bit 1: the variable. */
+static int p_dvar_get_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_get(pick_dv(f, k), NULL, sizeof(int), dl(k & 1));
+}
+
+static int p_dvar_get(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_dvar_get(h, f->elem, sizeof(int), dl(k));
+    return rc < 0 && *f->elem != 42 ? TOUCHED : rc;
+}
+
+/* Wrong sizes on both variables, with both deadlines: the one-int buffer
+ * is never written past (nor written at all). */
+static int p_dvar_get_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_dvar_get(pick_dv(f, ((k / NWRONG) % 2) * 2), f->elem, wrong_sizes[k % NWRONG],
+                           dl(k / (2 * NWRONG)));
+    return *f->elem != 42 ? TOUCHED : rc;
+}
+
+static int p_dvar_get_unbound(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_dvar_get(f->dv_free, f->elem, sizeof(int), 0);
+    return *f->elem != 42 ? TOUCHED : rc;
+}
+
+static int p_dvar_get_blocking(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_get(f->dv_free, f->elem, sizeof(int), k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_dvar_bound(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_bound(h);
+}
+
+static int p_dvar_retain(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_retain(h);
+}
+
+static int p_dvar_release(struct fx *f, uint64_t h, int k)
+{
+    return weft_dvar_release(h);
+}
+
+/* A release after the last one: k 0 at once, k 1 once another variable has
+ * taken the slot (which must survive it). */
+static int p_dvar_release_twice(struct fx *f, uint64_t h, int k)
+{
+    weft_dvar a = 0, b = 0;
+    int rc = weft_dvar_make(&a, sizeof(int));
+    if (rc || (rc = weft_dvar_release(a)))
+        return rc ? rc : TOUCHED;
+    if (k && (rc = weft_dvar_make(&b, sizeof(int))))
+        return rc;
+    rc = weft_dvar_release(a);
+    if (k && (weft_dvar_bound(b) != 0 || weft_dvar_release(b) != 0 || weft_dvar_release(b) != -EBADF))
+        return TOUCHED;
+    return rc;
+}
+
+/* ---- streams -------------------------------------------------------------------------------- */
+
+static int p_smake_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_make(NULL, sizeof(int), (size_t)k, k % 2);
+}
+
+/* Element sizes 0, above the largest; unknown modes. */
+static int p_smake_bad(struct fx *f, uint64_t h, int k)
+{
+    static const size_t elem[] = {0, WEFT_DVAR_MAX + 1, SIZE_MAX, 4, 4, 4, 4};
+    static const int modes[] = {0, 1, 0, -1, 2, INT_MAX, INT_MIN};
+    weft_stream s = 77;
+    int rc = weft_stream_make(&s, elem[k], (size_t)(k % 2), modes[k]);
+    return s == 77 ? rc : TOUCHED;
+}
+
+/* Rings above WEFT_CHAN_BUFFER_MAX, products that wrap included. */
+static int p_smake_big(struct fx *f, uint64_t h, int k)
+{
+    static const size_t elem[] = {1, WEFT_DVAR_MAX, 16, 4, WEFT_DVAR_MAX, 2};
+    static const size_t cap[] = {WEFT_CHAN_BUFFER_MAX + 1, WEFT_CHAN_BUFFER_MAX / WEFT_DVAR_MAX + 1,
+                                 SIZE_MAX / 16 + 2, SIZE_MAX, SIZE_MAX / WEFT_DVAR_MAX + 1,
+                                 (size_t)1 << 63};
+    weft_stream s = 77;
+    int rc = weft_stream_make(&s, elem[k], cap[k], k % 2);
+    return s == 77 ? rc : TOUCHED;
+}
+
+/* The limits: the smallest and the largest element, unbounded and bounded,
+ * both modes; a value goes through each. */
+static int p_smake_limits(struct fx *f, uint64_t h, int k)
+{
+    size_t n = k / 2 ? WEFT_DVAR_MAX : 1;
+    unsigned char *in = malloc(n), *out = calloc(1, n);
+    memset(in, 0x3C, n);
+    weft_stream s = 0, r = 0;
+    int rc = weft_stream_make(&s, n, (size_t)(k % 2), k % 2);
+    if (rc == 0) {
+        int a = weft_stream_reader(s, &r);
+        int b = a ? a : weft_stream_write(s, in, n, 0);
+        int c = b ? b : weft_stream_read(r, out, n, 0);
+        int d = a ? 0 : weft_stream_release(r);
+        int e = weft_stream_release(s);
+        rc = a ? a : b ? b : c ? c : d ? d : e ? e : memcmp(in, out, n) ? TOUCHED : 0;
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
+static int p_smake_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_stream s = 77;
+    int rc = weft_stream_make(&s, sizeof(int), (size_t)k, k);
+    return rc == 0 ? (weft_stream_release(s), 0) : s == 77 ? rc : TOUCHED;
+}
+
+static int p_sreader_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_reader(f->running ? (k ? f->st_q : f->st) : 0x100000001ull, NULL);
+}
+
+static int p_sreader(struct fx *f, uint64_t h, int k)
+{
+    weft_stream r = 77;
+    int rc = weft_stream_reader(h, &r);
+    return r == 77 ? rc : TOUCHED;
+}
+
+/* A reader's handle names no stream to make readers of, write or close. */
+static int p_sreader_of_reader(struct fx *f, uint64_t h, int k)
+{
+    weft_stream r = 77;
+    int rc = weft_stream_reader(f->st_r, &r);
+    return r == 77 ? rc : TOUCHED;
+}
+
+/* k bit 0: the deadline; bit 1: the full broadcast stream or the queue. */
+static weft_stream pick_st(struct fx *f, int k)
+{
+    return f->running ? (k & 2 ? f->st_q : f->st) : 0x100000001ull;
+}
+
+static int p_swrite_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_write(pick_st(f, k), NULL, sizeof(int), dl(k & 1));
+}
+
+static int p_swrite(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_stream_write(h, f->elem, sizeof(int), dl(k));
+}
+
+static int p_swrite_reader(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_stream_write(f->st_r, f->elem, sizeof(int), dl(k));
+}
+
+/* Wrong sizes on the full broadcast stream, the queue with room and the
+ * empty queue, both deadlines: nothing written, no reader woken. */
+static weft_stream pick_st3(struct fx *f, int k)
+{
+    weft_stream s[] = {f->st, f->st_q, f->st_empty};
+    return s[k % 3];
+}
+
+static int p_swrite_size(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_stream_write(pick_st3(f, k), f->elem, wrong_sizes[(k / 3) % NWRONG],
+                             dl(k / (3 * NWRONG)));
+}
+
+static int p_swrite_closed(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_stream_write(f->st_closed, f->elem, sizeof(int), dl(k));
+}
+
+static int p_swrite_full(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_stream_write(f->st, f->elem, sizeof(int), k ? weft_now() + 2 * MS : 0);
+}
+
+static int p_swrite_blocking(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    return weft_stream_write(f->st, f->elem, sizeof(int), k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+/* k bit 0: the deadline; bit 1: the reader or the queue (both hold a value). */
+static int p_sread_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_read(f->running ? (k & 2 ? f->st_q : f->st_r) : 0x100000001ull, NULL,
+                            sizeof(int), dl(k & 1));
+}
+
+static int p_sread(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_stream_read(h, f->elem, sizeof(int), dl(k));
+    return rc < 0 && *f->elem != 42 ? TOUCHED : rc;
+}
+
+/* A broadcast stream's own handle is read through a reader. */
+static int p_sread_broadcast(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_stream_read(f->st, f->elem, sizeof(int), dl(k));
+    return *f->elem != 42 ? TOUCHED : rc;
+}
+
+/* Wrong sizes on the reader (a value waiting), the queue (one too) and the
+ * empty queue, both deadlines. */
+static int p_sread_size(struct fx *f, uint64_t h, int k)
+{
+    weft_stream s[] = {f->st_r, f->st_q, f->st_empty};
+    *f->elem = 42;
+    int rc = weft_stream_read(s[k % 3], f->elem, wrong_sizes[(k / 3) % NWRONG], dl(k / (3 * NWRONG)));
+    return *f->elem != 42 ? TOUCHED : rc;
+}
+
+static int p_sread_closed(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_stream_read(f->st_closed, f->elem, sizeof(int), dl(k));
+    return *f->elem != 42 ? TOUCHED : rc;
+}
+
+static int p_sread_empty(struct fx *f, uint64_t h, int k)
+{
+    *f->elem = 42;
+    int rc = weft_stream_read(f->st_empty, f->elem, sizeof(int), k ? weft_now() + 2 * MS : 0);
+    return *f->elem != 42 ? TOUCHED : rc;
+}
+
+static int p_sread_blocking(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_read(f->st_empty, f->elem, sizeof(int),
+                            k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_sclose(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_close(h);
+}
+
+static int p_sclose_reader(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_close(f->st_r);
+}
+
+static int p_sclose_twice(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_close(f->st_closed);
+}
+
+static int p_slen(struct fx *f, uint64_t h, int k)
+{
+    return (int)weft_stream_len(h);
+}
+
+static int p_sretain(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_retain(h);
+}
+
+static int p_srelease(struct fx *f, uint64_t h, int k)
+{
+    return weft_stream_release(h);
+}
+
+/* A release after the last one, of a stream (k 0) and of a reader (k 1),
+ * whose slot a new stream has then taken (k 2, 3: it survives). */
+static int p_srelease_twice(struct fx *f, uint64_t h, int k)
+{
+    weft_stream s = 0, r = 0, t = 0;
+    int rc = weft_stream_make(&s, sizeof(int), 1, WEFT_STREAM_BROADCAST);
+    if (rc || (rc = weft_stream_reader(s, &r)))
+        return rc;
+    if ((rc = weft_stream_release(r)) || (rc = weft_stream_release(s)))
+        return rc;
+    if (k / 2 && (rc = weft_stream_make(&t, sizeof(int), 1, WEFT_STREAM_QUEUE)))
+        return rc;
+    rc = weft_stream_release(k % 2 ? r : s);
+    if (k / 2 && (weft_stream_len(t) != 0 || weft_stream_release(t) != 0 ||
+                  weft_stream_release(t) != -EBADF))
+        return TOUCHED;
+    return rc;
+}
+
 /* ---- select ---------------------------------------------------------------------------- */
 
 static int p_select_null_cases(struct fx *f, uint64_t h, int k)
@@ -854,6 +1250,54 @@ static int p_select_size(struct fx *f, uint64_t h, int k)
     if ((k / NWRONG) % 2)
         c[1].kind = WEFT_CASE_SEND;
     return select_untouched(c, 2, WEFT_SELECT_FAIR, dl(k % 2));
+}
+
+/* A dataflow case of the given kind with a bad handle (k bit 0: the
+ * policy; bit 1: the deadline), beside a ready receive: nothing completes. */
+static int select_df(struct fx *f, int kind, uint64_t h, int k)
+{
+    int in = 0;
+    *f->elem = 42;
+    weft_case c[2] = {WEFT_RECV(f->live, &in), WEFT_DVAR_CASE(h, f->elem)};
+    c[1].kind = kind;
+    int rc = select_untouched(c, 2, k & 1, dl(k & 2));
+    return rc < 0 && (*f->elem != 42 || in != 0) ? TOUCHED : rc;
+}
+
+static int p_select_dvar(struct fx *f, uint64_t h, int k)
+{
+    return select_df(f, WEFT_CASE_DVAR, h, k);
+}
+
+static int p_select_stream(struct fx *f, uint64_t h, int k)
+{
+    return select_df(f, WEFT_CASE_STREAM, h, k);
+}
+
+/* Wrong sizes in a dataflow case (k: size, then the bound variable, the
+ * reader and the queue), beside a ready receive. */
+static int p_select_df_size(struct fx *f, uint64_t h, int k)
+{
+    int in = 0;
+    *f->elem = 42;
+    weft_case c[2] = {WEFT_RECV(f->live, &in), WEFT_DVAR_CASE(f->dv_bound, f->elem)};
+    int which = (k / NWRONG) % 3;
+    if (which) {
+        c[1].kind = WEFT_CASE_STREAM;
+        c[1].handle = which == 1 ? f->st_r : f->st_q;
+    }
+    c[1].size = wrong_sizes[k % NWRONG];
+    int rc = select_untouched(c, 2, WEFT_SELECT_FAIR, dl(k / (3 * NWRONG)));
+    return rc < 0 && (*f->elem != 42 || in != 0) ? TOUCHED : rc;
+}
+
+/* A broadcast stream's own handle as a case (beside a ready receive). */
+static int p_select_df_broadcast(struct fx *f, uint64_t h, int k)
+{
+    int in = 0;
+    *f->elem = 42;
+    weft_case c[2] = {WEFT_RECV(f->live, &in), WEFT_STREAM_CASE(f->st, f->elem)};
+    return select_untouched(c, 2, k % 2, dl(k / 2));
 }
 
 /* WEFT_SELECT_MAX cases are accepted (none ready: -ETIMEDOUT). */
@@ -2000,6 +2444,20 @@ static int a_chan(struct fx *f, uint64_t h, int k)
 }
 IN_ACTOR(chan)
 
+/* The dataflow calls that would wait: a get of the free variable, a read of
+ * the empty queue, a write to the full broadcast stream. */
+static int a_dataflow(struct fx *f, uint64_t h, int k)
+{
+    int64_t deadline = weft_now() + 100 * MS;
+    *f->elem = 42;
+    switch (k) {
+    case 0: return weft_dvar_get(f->dv_free, f->elem, sizeof(int), deadline);
+    case 1: return weft_stream_read(f->st_empty, f->elem, sizeof(int), deadline);
+    default: return weft_stream_write(f->st, f->elem, sizeof(int), deadline);
+    }
+}
+IN_ACTOR(dataflow)
+
 static int a_sup_stop(struct fx *f, uint64_t h, int k)
 {
     return weft_sup_stop(f->sup, k ? WEFT_FOREVER : 0);
@@ -2186,6 +2644,98 @@ static const struct probe probes[] = {
     ROW(select_max, "weft_select", C_SIZE, H_NONE, LIVE, 2, -ETIMEDOUT, R),
     ROW(select_disabled, "weft_select", C_BAD, H_NONE, LIVE, 2, -ETIMEDOUT, R),
     ROW(select_blocking, "weft_select", C_RT, H_NONE, STOPPING, 3, -ECANCELED, R),
+    /* dataflow variables */
+    ROW(dvar_make_null, "weft_dvar_make", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(dvar_make_size, "weft_dvar_make", C_SIZE, H_NONE, ANY, 3, -EINVAL, M),
+    ROW(dvar_make_limits, "weft_dvar_make", C_SIZE, H_NONE, RUN, 2, 0, R),
+    ROWF(dvar_make_stopping, dvar_make_valid, "weft_dvar_make", C_RT, H_NONE, STOPPING, 1, -ECANCELED, R),
+    ROWF(dvar_make_none, dvar_make_valid, "weft_dvar_make", C_RT, H_NONE, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(dvar_bind_null, "weft_dvar_bind", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(dvar_bind_bad, dvar_bind, "weft_dvar_bind", C_BAD, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_bind_stale, dvar_bind, "weft_dvar_bind", C_STALE, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_bind_none, dvar_bind, "weft_dvar_bind", C_RT, H_DVAR, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(dvar_bind_size, "weft_dvar_bind", C_SIZE, H_NONE, LIVE, 2 * NWRONG, -EMSGSIZE, M),
+    ROW(dvar_bind_twice, "weft_dvar_bind, weft_dvar_fail", C_STATE, H_NONE, LIVE, 2, -EALREADY, R),
+    ROW(dvar_fail_err, "weft_dvar_fail", C_SIZE, H_NONE, ANY, 3, -EINVAL, M),
+    ROWF(dvar_fail_bad, dvar_fail, "weft_dvar_fail", C_BAD, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_fail_stale, dvar_fail, "weft_dvar_fail", C_STALE, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_fail_none, dvar_fail, "weft_dvar_fail", C_RT, H_DVAR, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(dvar_get_null, "weft_dvar_get", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(dvar_get_bad, dvar_get, "weft_dvar_get", C_BAD, H_DVAR, LIVE, 2, -EBADF, R),
+    ROWF(dvar_get_stale, dvar_get, "weft_dvar_get", C_STALE, H_DVAR, LIVE, 2, -EBADF, R),
+    ROWF(dvar_get_none, dvar_get, "weft_dvar_get", C_RT, H_DVAR, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(dvar_get_size, "weft_dvar_get", C_SIZE, H_NONE, LIVE, 4 * NWRONG, -EMSGSIZE, M),
+    ROW(dvar_get_unbound, "weft_dvar_get", C_STATE, H_NONE, LIVE, 1, -ETIMEDOUT, R),
+    ROW(dvar_get_blocking, "weft_dvar_get", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(dvar_bound_bad, dvar_bound, "weft_dvar_bound", C_BAD, H_DVAR, LIVE, 1, -EBADF, R),
+    ROWF(dvar_bound_stale, dvar_bound, "weft_dvar_bound", C_STALE, H_DVAR, LIVE, 1, -EBADF, R),
+    ROWF(dvar_bound_none, dvar_bound, "weft_dvar_bound", C_RT, H_DVAR, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(dvar_retain_bad, dvar_retain, "weft_dvar_retain", C_BAD, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_retain_stale, dvar_retain, "weft_dvar_retain", C_STALE, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_retain_none, dvar_retain, "weft_dvar_retain", C_RT, H_DVAR, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(dvar_release_bad, dvar_release, "weft_dvar_release", C_BAD, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_release_stale, dvar_release, "weft_dvar_release", C_STALE, H_DVAR, LIVE, 1, -EBADF, M),
+    ROWF(dvar_release_none, dvar_release, "weft_dvar_release", C_RT, H_DVAR, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(dvar_release_twice, "weft_dvar_release", C_STATE, H_NONE, RUN, 2, -EBADF, M),
+    ROWF(select_dvar_bad, select_dvar, "weft_select (dataflow cases)", C_BAD, H_DVAR, LIVE, 4, -EBADF, R),
+    ROWF(select_dvar_stale, select_dvar, "weft_select (dataflow cases)", C_STALE, H_DVAR, LIVE, 4,
+         -EBADF, R),
+    ROWF(select_dvar_none, select_dvar, "weft_select (dataflow cases)", C_RT, H_DVAR, NO_RT, 4,
+         -ESHUTDOWN, R),
+    ROWF(select_stream_bad, select_stream, "weft_select (dataflow cases)", C_BAD, H_STREAM, LIVE, 4,
+         -EBADF, R),
+    ROWF(select_stream_stale, select_stream, "weft_select (dataflow cases)", C_STALE, H_STREAM, LIVE, 4,
+         -EBADF, R),
+    ROWF(select_stream_none, select_stream, "weft_select (dataflow cases)", C_RT, H_STREAM, NO_RT, 4,
+         -ESHUTDOWN, R),
+    ROW(select_df_size, "weft_select (dataflow cases)", C_SIZE, H_NONE, LIVE, 6 * NWRONG, -EMSGSIZE, M),
+    ROW(select_df_broadcast, "weft_select (dataflow cases)", C_BAD, H_NONE, LIVE, 4, -EINVAL, M),
+    /* streams */
+    ROW(smake_null, "weft_stream_make", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(smake_bad, "weft_stream_make", C_SIZE, H_NONE, ANY, 7, -EINVAL, M),
+    ROW(smake_big, "weft_stream_make", C_SIZE, H_NONE, ANY, 6, -E2BIG, M),
+    ROW(smake_limits, "weft_stream_make", C_SIZE, H_NONE, RUN, 4, 0, R),
+    ROWF(smake_stopping, smake_valid, "weft_stream_make", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(smake_none, smake_valid, "weft_stream_make", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(sreader_null, "weft_stream_reader", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROWF(sreader_bad, sreader, "weft_stream_reader", C_BAD, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(sreader_stale, sreader, "weft_stream_reader", C_STALE, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(sreader_none, sreader, "weft_stream_reader", C_RT, H_STREAM, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(sreader_of_reader, "weft_stream_reader", C_BAD, H_NONE, LIVE, 1, -EBADF, M),
+    ROW(swrite_null, "weft_stream_write", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(swrite_bad, swrite, "weft_stream_write", C_BAD, H_STREAM, LIVE, 2, -EBADF, M),
+    ROWF(swrite_stale, swrite, "weft_stream_write", C_STALE, H_STREAM, LIVE, 2, -EBADF, M),
+    ROWF(swrite_none, swrite, "weft_stream_write", C_RT, H_STREAM, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(swrite_reader, "weft_stream_write", C_BAD, H_NONE, LIVE, 2, -EBADF, M),
+    ROW(swrite_size, "weft_stream_write", C_SIZE, H_NONE, LIVE, 6 * NWRONG, -EMSGSIZE, M),
+    ROW(swrite_closed, "weft_stream_write", C_STATE, H_NONE, LIVE, 2, -EPIPE, R),
+    ROW(swrite_full, "weft_stream_write", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(swrite_blocking, "weft_stream_write", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(sread_null, "weft_stream_read", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(sread_bad, sread, "weft_stream_read", C_BAD, H_STREAM, LIVE, 2, -EBADF, R),
+    ROWF(sread_stale, sread, "weft_stream_read", C_STALE, H_STREAM, LIVE, 2, -EBADF, R),
+    ROWF(sread_none, sread, "weft_stream_read", C_RT, H_STREAM, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(sread_broadcast, "weft_stream_read", C_BAD, H_NONE, LIVE, 2, -EINVAL, M),
+    ROW(sread_size, "weft_stream_read", C_SIZE, H_NONE, LIVE, 6 * NWRONG, -EMSGSIZE, M),
+    ROW(sread_closed, "weft_stream_read", C_STATE, H_NONE, LIVE, 2, -EPIPE, R),
+    ROW(sread_empty, "weft_stream_read", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(sread_blocking, "weft_stream_read", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(sclose_bad, sclose, "weft_stream_close", C_BAD, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(sclose_stale, sclose, "weft_stream_close", C_STALE, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(sclose_none, sclose, "weft_stream_close", C_RT, H_STREAM, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(sclose_reader, "weft_stream_close", C_BAD, H_NONE, LIVE, 1, -EBADF, M),
+    ROW(sclose_twice, "weft_stream_close", C_STATE, H_NONE, LIVE, 1, -EPIPE, M),
+    ROWF(slen_bad, slen, "weft_stream_len", C_BAD, H_STREAM, LIVE, 1, -EBADF, R),
+    ROWF(slen_stale, slen, "weft_stream_len", C_STALE, H_STREAM, LIVE, 1, -EBADF, R),
+    ROWF(slen_none, slen, "weft_stream_len", C_RT, H_STREAM, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(sretain_bad, sretain, "weft_stream_retain", C_BAD, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(sretain_stale, sretain, "weft_stream_retain", C_STALE, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(sretain_none, sretain, "weft_stream_retain", C_RT, H_STREAM, NO_RT, 1, -ESHUTDOWN, R),
+    ROWF(srelease_bad, srelease, "weft_stream_release", C_BAD, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(srelease_stale, srelease, "weft_stream_release", C_STALE, H_STREAM, LIVE, 1, -EBADF, M),
+    ROWF(srelease_none, srelease, "weft_stream_release", C_RT, H_STREAM, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(srelease_twice, "weft_stream_release", C_STATE, H_NONE, RUN, 4, -EBADF, M),
+    ROW(in_actor_dataflow, "weft_dvar_get, weft_stream_read/write", C_CTX, H_NONE, RUN, 3, -EPERM, M),
     /* diagnostics */
     ROW(dump_bad_fd, "weft_dump", C_BAD, H_NONE, RUN | STOP_PROC, 6, -EBADF, R),
     ROW(dump_ok, "weft_dump", C_RT, H_NONE, RUN, 1, 0, R),
@@ -2391,6 +2941,65 @@ static void add_extra(struct fx *f, weft_pid pid)
         check_fail(__LINE__, "too many extra waiters");
 }
 
+/* The dataflow layer's objects and stale handles (see struct fx), built as
+ * fx_build builds the channels. */
+static void fx_build_dataflow(struct fx *f)
+{
+    int v = SENT_A;
+    CHECK_RC(weft_dvar_make(&f->dv_bound, sizeof(int)), 0);
+    CHECK_RC(weft_dvar_bind(f->dv_bound, &v, sizeof v), 0);
+    CHECK_RC(weft_dvar_make(&f->dv_free, sizeof(int)), 0);
+    CHECK_RC(weft_stream_make(&f->st, sizeof(int), 1, WEFT_STREAM_BROADCAST), 0);
+    CHECK_RC(weft_stream_reader(f->st, &f->st_r), 0);
+    CHECK_RC(weft_stream_write(f->st, &v, sizeof v, 0), 0);
+    CHECK_RC(weft_stream_make(&f->st_q, sizeof(int), 2, WEFT_STREAM_QUEUE), 0);
+    v = SENT_B;
+    CHECK_RC(weft_stream_write(f->st_q, &v, sizeof v, 0), 0);
+    CHECK_RC(weft_stream_make(&f->st_empty, sizeof(int), 0, WEFT_STREAM_QUEUE), 0);
+    CHECK_RC(weft_stream_make(&f->st_closed, sizeof(int), 1, WEFT_STREAM_QUEUE), 0);
+    CHECK_RC(weft_stream_close(f->st_closed), 0);
+
+    /* A variable's slot taken by a variable, a stream's by a stream. */
+    weft_dvar old = 0, neu = 0;
+    CHECK_RC(weft_dvar_make(&old, sizeof(int)), 0);
+    for (int i = 0; i < 8; i++) {
+        CHECK_RC(weft_dvar_release(old), 0);
+        CHECK_RC(weft_dvar_make(&neu, sizeof(int)), 0);
+        if (SLOT(neu) == SLOT(old))
+            break;
+        old = neu;
+    }
+    CHECK(SLOT(neu) == SLOT(old), "no variable took a released variable's slot");
+    hl_add(&f->stale_dv, old);
+    f->dv_fresh = neu;
+    v = FRESH_V;
+    CHECK_RC(weft_dvar_bind(f->dv_fresh, &v, sizeof v), 0);
+    CHECK_RC(weft_stream_make(&old, sizeof(int), 2, WEFT_STREAM_QUEUE), 0);
+    for (int i = 0; i < 8; i++) {
+        CHECK_RC(weft_stream_release(old), 0);
+        CHECK_RC(weft_stream_make(&neu, sizeof(int), 2, WEFT_STREAM_QUEUE), 0);
+        if (SLOT(neu) == SLOT(old))
+            break;
+        old = neu;
+    }
+    CHECK(SLOT(neu) == SLOT(old), "no stream took a released stream's slot");
+    hl_add(&f->stale_st, old);
+    f->st_fresh = neu;
+    CHECK_RC(weft_stream_write(f->st_fresh, &v, sizeof v, 0), 0);
+
+    /* Released, the slot not (yet) reused: a variable, a stream, a reader
+     * (its stream released with it). */
+    CHECK_RC(weft_dvar_make(&old, sizeof(int)), 0);
+    CHECK_RC(weft_dvar_release(old), 0);
+    hl_add(&f->stale_dv, old);
+    CHECK_RC(weft_stream_make(&old, sizeof(int), 0, WEFT_STREAM_BROADCAST), 0);
+    CHECK_RC(weft_stream_reader(old, &neu), 0);
+    CHECK_RC(weft_stream_release(old), 0);
+    CHECK_RC(weft_stream_release(neu), 0);
+    hl_add(&f->stale_st, old);
+    hl_add(&f->stale_st, neu);
+}
+
 /* Builds the objects. Runs as a process pinned to worker 0, so that a slot
  * freed here is the next one handed out here (the worker's free-slot cache
  * is last in, first out); each reuse is checked, and retried if another
@@ -2534,15 +3143,37 @@ static void fx_build(struct fx *f)
         hl_add(&f->old_pid, lives[i] + (1ull << 56));
     }
 
-    /* Never valid: forged values, and live handles of the other type. */
+    fx_build_dataflow(f);
+
+    /* Never valid: forged values, and live handles of the other types. */
     add_forged(&f->bad_ch, f->live);
     add_forged(&f->bad_pid, f->peer);
+    add_forged(&f->bad_dv, f->dv_bound);
+    add_forged(&f->bad_st, f->st);
     weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached, f->actor, f->sup};
     weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed, f->actor_out};
-    for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
+    weft_dvar dvars[] = {f->dv_bound, f->dv_free, f->dv_fresh};
+    weft_stream streams[] = {f->st, f->st_r, f->st_q, f->st_empty, f->st_closed, f->st_fresh};
+    for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++) {
         hl_add(&f->bad_ch, pids[i]);
-    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++)
+        hl_add(&f->bad_dv, pids[i]);
+        hl_add(&f->bad_st, pids[i]);
+    }
+    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
         hl_add(&f->bad_pid, chans[i]);
+        hl_add(&f->bad_dv, chans[i]);
+        hl_add(&f->bad_st, chans[i]);
+    }
+    for (size_t i = 0; i < sizeof dvars / sizeof dvars[0]; i++) {
+        hl_add(&f->bad_ch, dvars[i]);
+        hl_add(&f->bad_pid, dvars[i]);
+        hl_add(&f->bad_st, dvars[i]);
+    }
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        hl_add(&f->bad_ch, streams[i]);
+        hl_add(&f->bad_pid, streams[i]);
+        hl_add(&f->bad_dv, streams[i]);
+    }
 }
 
 static intptr_t fx_builder(void *arg)
@@ -2577,6 +3208,10 @@ static void fx_start(struct fx *f, unsigned ctx, const struct fx *prev)
         hl_cat(&f->stale_ch, &prev->stale_ch);
         hl_cat(&f->stale_pid, &prev->dead_pid);
         hl_cat(&f->stale_pid, &prev->stale_pid);
+        hl_cat(&f->stale_dv, &prev->dead_dv);
+        hl_cat(&f->stale_dv, &prev->stale_dv);
+        hl_cat(&f->stale_st, &prev->dead_st);
+        hl_cat(&f->stale_st, &prev->stale_st);
         hl_cat(&f->old_pid, &prev->dead_pid);
         hl_cat(&f->old_pid, &prev->ended_pid);
     }
@@ -2594,6 +3229,13 @@ static void fx_collect_dead(struct fx *f)
         hl_add(&f->dead_ch, chans[i]);
     for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
         hl_add(&f->dead_pid, pids[i]);
+    f->dead_dv.n = f->dead_st.n = 0;
+    weft_dvar dvars[] = {f->dv_bound, f->dv_free, f->dv_fresh};
+    weft_stream streams[] = {f->st, f->st_r, f->st_q, f->st_empty, f->st_closed, f->st_fresh};
+    for (size_t i = 0; i < sizeof dvars / sizeof dvars[0]; i++)
+        hl_add(&f->dead_dv, dvars[i]);
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++)
+        hl_add(&f->dead_st, streams[i]);
 }
 
 /* The fixture with no runtime: after a stop every handle it held is dead;
@@ -2608,8 +3250,44 @@ static void fx_no_runtime(struct fx *f, bool after_stop)
     }
     f->bad_ch.n = f->bad_pid.n = f->stale_ch.n = f->stale_pid.n = 0;
     f->dead_ch.n = f->dead_pid.n = f->ended_pid.n = f->old_pid.n = 0;
+    f->bad_dv.n = f->stale_dv.n = f->dead_dv.n = f->bad_st.n = f->stale_st.n = f->dead_st.n = 0;
+    add_forged(&f->bad_dv, 0);
+    add_forged(&f->bad_st, 0);
     add_forged(&f->bad_ch, 0);
     add_forged(&f->bad_pid, 0);
+}
+
+/* The dataflow objects hold what they held: the variables' values (the free
+ * one still unbound), each stream's values (taken and put back), lengths,
+ * the closed stream still closed. */
+static void fx_check_dataflow(struct fx *f)
+{
+    int a = 0, b = 0, c = 0, rc[12];
+    rc[0] = weft_dvar_get(f->dv_bound, &a, sizeof a, 0);
+    rc[1] = weft_dvar_get(f->dv_fresh, &b, sizeof b, 0);
+    rc[2] = weft_dvar_bound(f->dv_free);
+    if (rc[0] || a != SENT_A || rc[1] || b != FRESH_V || rc[2] != 0)
+        fail("%s: a dataflow variable changed: get %d gave %#x, in the reused slot %d gave %#x, "
+             "the free one bound %d", cur, rc[0], a, rc[1], b, rc[2]);
+    a = b = 0;
+    rc[0] = (int)weft_stream_len(f->st);
+    rc[1] = (int)weft_stream_len(f->st_r);
+    rc[2] = weft_stream_read(f->st_r, &a, sizeof a, 0);
+    rc[3] = weft_stream_write(f->st, &a, sizeof a, 0);
+    rc[4] = weft_stream_read(f->st_q, &b, sizeof b, 0);
+    rc[5] = weft_stream_write(f->st_q, &b, sizeof b, 0);
+    rc[6] = (int)weft_stream_len(f->st_q);
+    rc[7] = weft_stream_read(f->st_fresh, &c, sizeof c, 0);
+    rc[8] = weft_stream_write(f->st_fresh, &c, sizeof c, 0);
+    rc[9] = (int)weft_stream_len(f->st_empty);
+    rc[10] = weft_stream_write(f->st_closed, &c, sizeof c, 0);
+    rc[11] = (int)weft_stream_len(f->st_closed);
+    if (rc[0] != 1 || rc[1] != 1 || rc[2] || a != SENT_A || rc[3] || rc[4] || b != SENT_B || rc[5] ||
+        rc[6] != 1 || rc[7] || c != FRESH_V || rc[8] || rc[9] || rc[10] != -EPIPE || rc[11])
+        fail("%s: a stream changed: len %d, reader len %d, read %d gave %#x, written back %d; queue "
+             "read %d gave %#x, back %d, len %d; in the reused slot read %d gave %#x, back %d; "
+             "empty len %d; closed write %d len %d", cur, rc[0], rc[1], rc[2], a, rc[3], rc[4], b,
+             rc[5], rc[6], rc[7], c, rc[8], rc[9], rc[10], rc[11]);
 }
 
 /* Nothing the probe should not have touched has changed. */
@@ -2662,6 +3340,7 @@ static void fx_check(struct fx *f)
     rc[0] = weft_proc_name(f->peer, buf, sizeof buf);
     if (rc[0] != WEFT_NAME_MAX - 1)
         fail("%s: weft_proc_name(peer) %d", cur, rc[0]);
+    fx_check_dataflow(f);
     /* The actor layer: the actor took no stray message (one sent just now
      * may still be on its way: fx_end waits for them), nor did the probing
      * process, which traps no exits; no probe result is left over. */
@@ -2765,6 +3444,17 @@ static void fx_end(struct fx *f)
         CHECK_RC(weft_chan_release(chans[i]), 0);
         CHECK_RC(weft_chan_release(chans[i]), -EBADF);
     }
+    weft_dvar dvars[] = {f->dv_bound, f->dv_free, f->dv_fresh};
+    for (size_t i = 0; i < sizeof dvars / sizeof dvars[0]; i++) {
+        CHECK_RC(weft_dvar_release(dvars[i]), 0);
+        CHECK_RC(weft_dvar_release(dvars[i]), -EBADF);
+    }
+    /* The reader first: it holds a reference on its stream. */
+    weft_stream streams[] = {f->st_r, f->st, f->st_q, f->st_empty, f->st_closed, f->st_fresh};
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        CHECK_RC(weft_stream_release(streams[i]), 0);
+        CHECK_RC(weft_stream_release(streams[i]), -EBADF);
+    }
 }
 
 /* ---- running the table ------------------------------------------------------------------- */
@@ -2789,16 +3479,22 @@ static const struct hlist *handles_for(struct fx *f, const struct probe *r)
         return &f->ended_pid;
     if (r->hk == H_OLD)
         return &f->old_pid;
-    bool ch = r->hk == H_CHAN;
+    const struct hlist *bad, *stale, *dead;
+    switch (r->hk) {
+    case H_CHAN: bad = &f->bad_ch, stale = &f->stale_ch, dead = &f->dead_ch; break;
+    case H_DVAR: bad = &f->bad_dv, stale = &f->stale_dv, dead = &f->dead_dv; break;
+    case H_STREAM: bad = &f->bad_st, stale = &f->stale_st, dead = &f->dead_st; break;
+    default: bad = &f->bad_pid, stale = &f->stale_pid, dead = &f->dead_pid; break;
+    }
     if (r->col == C_BAD)
-        return ch ? &f->bad_ch : &f->bad_pid;
+        return bad;
     if (r->col == C_STALE)
-        return ch ? &f->stale_ch : &f->stale_pid;
+        return stale;
     /* No runtime: every handle, valid, stale or forged. */
     f->tmp.n = 0;
-    hl_cat(&f->tmp, ch ? &f->bad_ch : &f->bad_pid);
-    hl_cat(&f->tmp, ch ? &f->stale_ch : &f->stale_pid);
-    hl_cat(&f->tmp, ch ? &f->dead_ch : &f->dead_pid);
+    hl_cat(&f->tmp, bad);
+    hl_cat(&f->tmp, stale);
+    hl_cat(&f->tmp, dead);
     return &f->tmp;
 }
 
