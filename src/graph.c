@@ -613,7 +613,7 @@ static int await_result(weft_dvar dv, int64_t deadline)
     return err ? err : result;
 }
 
-int weft_graph_wait(weft_graph gh, int64_t deadline)
+static int graph_wait(weft_graph gh, int64_t deadline)
 {
     int err;
     struct weft__graph *g = acquire_run(gh, "weft_graph_wait", &err);
@@ -624,7 +624,12 @@ int weft_graph_wait(weft_graph gh, int64_t deadline)
     return err;
 }
 
-int weft_graph_wait_node(weft_graph gh, weft_node node, int64_t deadline)
+int weft_graph_wait(weft_graph g, int64_t deadline)
+{
+    WEFT__FROM_ANYWHERE(graph_wait(g, deadline));
+}
+
+static int graph_wait_node(weft_graph gh, weft_node node, int64_t deadline)
 {
     int err;
     struct weft__graph *g = acquire_run(gh, "weft_graph_wait_node", &err);
@@ -637,6 +642,11 @@ int weft_graph_wait_node(weft_graph gh, weft_node node, int64_t deadline)
         err = await_result(g->nodes[node].done, deadline);
     put(g);
     return err;
+}
+
+int weft_graph_wait_node(weft_graph g, weft_node node, int64_t deadline)
+{
+    WEFT__FROM_ANYWHERE(graph_wait_node(g, node, deadline));
 }
 
 static int graph_stats(weft_graph gh, weft_graph_stats *st)

@@ -203,42 +203,54 @@ static int gather_any(struct weft_node_io *io, int64_t deadline)
     }
 }
 
-/* Calls the node's function on io->inp into io->outp: EMIT_ALL, EMIT_NONE,
- * an output index, WEFT_NODE_END (a source's end) or a negative error. */
-static int fire(struct weft_node_io *io, int port)
+/* A node function's answer for a firing that emits: 0 (all outputs) or
+ * WEFT_NODE_SKIP (none); anything else positive is out of the contract. */
+static int emits(int r, int *what)
+{
+    if (r == 0 || r == WEFT_NODE_SKIP) {
+        *what = r == 0 ? EMIT_ALL : EMIT_NONE;
+        return 0;
+    }
+    return r < 0 ? r : -ERANGE;
+}
+
+/* Calls the node's function on io->inp into io->outp and stores what to
+ * emit in *what (EMIT_ALL, EMIT_NONE or an output). Returns 0, WEFT_NODE_END
+ * (a source's end) or the function's error. */
+static int fire(struct weft_node_io *io, int port, int *what)
 {
     const weft_node_spec *s = &io->n->spec;
     int r;
     switch (s->kind) {
     case WEFT_NODE_SOURCE:
         r = s->fn(s->state, NULL, io->outp);
-        return r == 0 ? EMIT_ALL : r == WEFT_NODE_SKIP ? EMIT_NONE : r == WEFT_NODE_END ? r
-               : r < 0 ? r : -ERANGE;
+        return r == WEFT_NODE_END ? r : emits(r, what);
     case WEFT_NODE_MAP:
     case WEFT_NODE_SINK:
         r = s->fn(s->state, io->inp, io->outp);
         if (s->kind == WEFT_NODE_SINK && r >= 0)
             io->consumed += s->inputs;
-        return r == 0 ? EMIT_ALL : r == WEFT_NODE_SKIP ? EMIT_NONE : r < 0 ? r : -ERANGE;
+        return emits(r, what);
     case WEFT_NODE_FILTER:
-        r = s->fn(s->state, io->inp, NULL);
-        return r == 0 ? EMIT_ALL : r == WEFT_NODE_SKIP ? EMIT_NONE : r < 0 ? r : -ERANGE;
+        return emits(s->fn(s->state, io->inp, NULL), what);
     case WEFT_NODE_SPLIT:
-        if (!s->fn)
-            return (int)(io->next_split++ % s->outputs);
-        r = s->fn(s->state, io->inp, NULL);
-        return r >= 0 && (unsigned)r < s->outputs ? r : r < 0 ? r : -ERANGE;
+        r = s->fn ? s->fn(s->state, io->inp, NULL) : (int)(io->next_split++ % s->outputs);
+        if (r < 0 || (unsigned)r >= s->outputs)
+            return r < 0 ? r : -ERANGE;
+        *what = r;
+        return 0;
     case WEFT_NODE_MERGE:
         if (!s->fn) {
             io->outp[0] = (void *)io->inp[port];
-            return EMIT_ALL;
+            *what = EMIT_ALL;
+            return 0;
         }
         for (unsigned i = 0; i < s->inputs; i++)
             io->inp[i] = (int)i == port ? io->buf + in_offset(io->n, i) : NULL;
-        r = s->fn(s->state, io->inp, io->outp);
-        return r == 0 ? EMIT_ALL : r == WEFT_NODE_SKIP ? EMIT_NONE : r < 0 ? r : -ERANGE;
+        return emits(s->fn(s->state, io->inp, io->outp), what);
     default: /* BROADCAST */
-        return EMIT_ALL;
+        *what = EMIT_ALL;
+        return 0;
     }
 }
 
@@ -287,12 +299,12 @@ static intptr_t run_fire(struct weft_node_io *io)
             io->dropped += held;
             break;
         }
-        int what = fire(io, port);
-        if (weft__unlikely(what == WEFT_NODE_END))
+        int what, r = fire(io, port, &what);
+        if (weft__unlikely(r == WEFT_NODE_END))
             break;
-        if (weft__unlikely(what < EMIT_ALL)) {
+        if (weft__unlikely(r < 0)) {
             io->dropped += held;
-            return finish(io, fail(io, what));
+            return finish(io, fail(io, r));
         }
         if (!emit(io, what, io->outp))
             break;
@@ -354,10 +366,10 @@ static intptr_t run_worker(struct weft_node_io *io)
             io->inp[i] = io->item + ITEM_HEAD + in_offset(n, i);
         for (unsigned j = 0; j < s->outputs; j++)
             io->outp[j] = out[j];
-        int what = fire(io, 0);
-        if (what < EMIT_ALL) {
+        int what, r = fire(io, 0, &what);
+        if (r < 0) {
             io->dropped += s->inputs;
-            return finish(io, fail(io, what));
+            return finish(io, fail(io, r));
         }
         if (s->kind == WEFT_NODE_FILTER || s->kind == WEFT_NODE_SPLIT) /* passed on */
             memcpy(out[what >= 0 ? what : 0], io->inp[0], s->in_size[0]);
@@ -533,7 +545,8 @@ static struct weft_node_io *io_make(struct weft__graph *g, weft_node index, int 
     io->slots = slots ? io->item + item : NULL;
     for (unsigned i = 0; i < n->spec.inputs; i++) {
         io->in[i] = g->edges[n->in_edge[i]].ch;
-        io->inp[i] = io->buf + in_offset(n, i);
+        /* A dispatcher gathers straight into the item it passes on. */
+        io->inp[i] = (role == ROLE_DISPATCH ? io->item + ITEM_HEAD : io->buf) + in_offset(n, i);
         io->cases[i] = (weft_case){.kind = WEFT_CASE_RECV, .handle = io->in[i],
                                    .buf = (void *)io->inp[i], .size = n->spec.in_size[i]};
     }

@@ -514,6 +514,15 @@ static struct weft__proc *pick_local(struct weft__worker *w)
         if (!p && weft__unlikely(w->runnext_streak >= RUNNEXT_STREAK)) {
             w->runnext_streak = 0;
             p = weft__runq_pop(&w->runq);
+            /* The head may be a process displaced from run-next to the
+             * front again and again (a pipeline of three or more at one
+             * worker), which would starve the rest of the queue: it goes
+             * to the back, and the one after it runs. */
+            struct weft__proc *second = p ? weft__runq_pop(&w->runq) : NULL;
+            if (second) {
+                local_push(w, p);
+                p = second;
+            }
         }
         if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
             (p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire)))
