@@ -317,15 +317,8 @@ static intptr_t app(void *arg)
     int status = 1, made = 0;
     weft_graph g;
     int64_t t0, graph_ns, seq_ns;
-    int err = -ENOMEM;
-    /* Each call runs only if the one before succeeded; what failed stays NULL. */
     f.in.px = f.work.px = f.out.px = expect.px = NULL;
-    if (!image_init(&f.in, o->size) || !image_init(&f.work, o->size) ||
-        !image_init(&f.out, o->size) || !image_init(&expect, o->size))
-        goto out;
-    draw(&f.in);
-
-    err = weft_graph_make(&g, "image_filter");
+    int err = weft_graph_make(&g, "image_filter");
     if (err)
         goto out;
     made = 1;
@@ -337,6 +330,13 @@ static intptr_t app(void *arg)
         status = err != 0;
         goto out;
     }
+    /* Each call runs only if the one before succeeded; what failed stays NULL. */
+    err = -ENOMEM;
+    if (!image_init(&f.in, o->size) || !image_init(&f.work, o->size) ||
+        !image_init(&f.out, o->size) || !image_init(&expect, o->size))
+        goto out;
+    draw(&f.in);
+
     t0 = weft_now();
     err = run_graph(g);
     graph_ns = weft_now() - t0;
