@@ -8,12 +8,17 @@
  *
  *  - read cuts the corpus into chunks of about CHUNK_BYTES, each ending at
  *    a word boundary, and emits each as a struct chunk (pointer, length).
- *  - count tokenizes its chunk and counts the words into a new table of its
- *    own, then emits the table's pointer: the table belongs from then on to
- *    whoever receives it. Up to W firings run at once; their tables come out
- *    in whatever order they finish (the merge does not care).
- *  - merge folds each table into the total and frees it. It fires one at a
- *    time, so the total needs no lock.
+ *  - count tokenizes its chunk and counts the words into an empty table of
+ *    its own, then emits the table's pointer: the table belongs from then on
+ *    to whoever receives it. Up to W firings run at once; their tables come
+ *    out in whatever order they finish (the merge does not care).
+ *  - merge folds each table into the total, which empties the table, and
+ *    gives it back to count through a pool: a buffered weft channel of table
+ *    pointers. count takes its tables from the pool and makes a new one only
+ *    when the pool is empty, so a run allocates a handful of tables rather
+ *    than one per chunk (and the allocator's page faults and trims stay out
+ *    of the parallel part). merge fires one at a time, so the total needs no
+ *    lock.
  * When the run has ended, the ten most frequent words are printed and the
  * total is compared with a sequential count of the same corpus made by the
  * same counting code (count_words), without a graph.
@@ -164,18 +169,22 @@ static int table_add(struct table *t, const char *word, uint32_t len, uint32_t h
     return 0;
 }
 
-/* Adds every count of part into total. Returns 0 or -ENOMEM (total then
- * holds part only in part). */
-static int table_fold(struct table *total, const struct table *part)
+/* Moves every count of part into total, leaving part empty: the same pass
+ * reads and clears each slot, so emptying costs nothing more. Returns 0 or
+ * -ENOMEM (total then holds only some of part's counts). */
+static int table_fold(struct table *total, struct table *part)
 {
     for (size_t i = 0; i < part->cap; i++) {
-        const struct entry *e = &part->slot[i];
+        struct entry *e = &part->slot[i];
         if (e->word) {
             int err = table_add(total, e->word, e->len, e->hash, e->count);
             if (err)
                 return err;
+            e->word = NULL;
         }
     }
+    part->used = 0;
+    part->words = 0;
     return 0;
 }
 
@@ -337,16 +346,18 @@ struct chunk {
 };
 
 /* Everything the nodes share. partial[i] is the table counted from chunk i
- * while it exists: count sets it, merge clears it as it frees the table.
- * A cancelled run may drop tables in flight in the graph's edges; the
- * slots that are still set afterwards are exactly those, and the app frees
- * them. (The graph moves the pointers and knows nothing of what they own.) */
+ * while it is in flight: count sets it, merge clears it as it takes the
+ * table's counts. A cancelled run may drop tables in the graph's edges;
+ * the slots that are still set afterwards are exactly those, and the app
+ * frees them. (The graph moves the pointers and knows nothing of what they
+ * own.) The pool holds the empty tables, owned by the pool until taken. */
 struct wordfreq {
     const struct corpus *corpus;
     size_t pos;              /* read: where the next chunk starts */
     long chunks;             /* read: chunks emitted so far */
     struct table **partial;  /* max_chunks slots */
     long max_chunks;
+    weft_chan pool;          /* empty tables (struct table *) */
     struct table *total;     /* merge's */
 };
 
@@ -375,18 +386,25 @@ static int read_fn(void *state, const void *const *in, void *const *out)
     return 0;
 }
 
-/* count (MAP, several firings at once): counts a chunk into a new table and
- * emits its pointer, handing the table to the receiver. Only partial[i] of
- * the shared state is written, for this firing's own chunk i. */
+/* count (MAP, several firings at once): counts a chunk into an empty table
+ * (from the pool, or a new one) and emits its pointer, handing the table to
+ * the receiver. Only partial[i] of the shared state is written, for this
+ * firing's own chunk i; the pool is a channel, safe for every firing. */
 static int count_fn(void *state, const void *const *in, void *const *out)
 {
     struct wordfreq *wf = state;
     struct chunk chunk;
     memcpy(&chunk, in[0], sizeof chunk);
-    struct table *t = table_create(PART_SLOTS);
-    if (!t)
-        return -ENOMEM;
-    int err = count_words(t, chunk.text, chunk.len);
+    struct table *t;
+    int err = weft_chan_recv(wf->pool, &t, sizeof t, 0); /* deadline 0: never waits */
+    if (err == -ETIMEDOUT) {                              /* the pool is empty */
+        t = table_create(PART_SLOTS);
+        if (!t)
+            return -ENOMEM;
+    } else if (err) {
+        return err;
+    }
+    err = count_words(t, chunk.text, chunk.len);
     if (err) {
         table_destroy(t);
         return err; /* cancels the graph; weft_graph_wait reports it */
@@ -398,7 +416,7 @@ static int count_fn(void *state, const void *const *in, void *const *out)
 }
 
 /* merge (SINK, one firing at a time): folds a table into the total, then
- * frees it. */
+ * puts the emptied table into the pool (or frees it if the pool is full). */
 static int merge_fn(void *state, const void *const *in, void *const *out)
 {
     (void)out;
@@ -409,7 +427,8 @@ static int merge_fn(void *state, const void *const *in, void *const *out)
     if (err)
         return err; /* t stays in partial[] for the app to free */
     wf->partial[t->chunk] = NULL;
-    table_destroy(t);
+    if (weft_chan_send(wf->pool, &t, sizeof t, 0) != 0)
+        table_destroy(t);
     return 0;
 }
 
@@ -445,14 +464,31 @@ static int build_graph(weft_graph g, struct wordfreq *wf, unsigned workers, weft
     return err;
 }
 
+/* Frees the tables left in the pool, then the pool. */
+static int pool_destroy(weft_chan pool)
+{
+    struct table *t;
+    while (weft_chan_recv(pool, &t, sizeof t, 0) == 0)
+        table_destroy(t);
+    return weft_chan_release(pool);
+}
+
 /* Runs the graph over wf's corpus, filling wf->total. Returns 0 or the
  * error that ended the run (printed, with the failed node's name). */
 static int count_graph(struct wordfreq *wf, unsigned workers)
 {
-    weft_graph g;
-    int err = weft_graph_make(&g, "wordfreq");
+    /* Tables exist only while in count's firings (workers), in the edge to
+     * merge (2 * workers), in merge (1) or in the pool: a pool of this size
+     * takes back every table. */
+    int err = weft_chan_make(&wf->pool, sizeof(struct table *), 3 * (size_t)workers + 1);
     if (err)
         return err;
+    weft_graph g;
+    err = weft_graph_make(&g, "wordfreq");
+    if (err) {
+        pool_destroy(wf->pool);
+        return err;
+    }
     weft_node merge;
     err = build_graph(g, wf, workers, &merge);
     if (err)
@@ -474,7 +510,8 @@ static int count_graph(struct wordfreq *wf, unsigned workers)
     }
 out:;
     int rerr = weft_graph_release(g);
-    return err ? err : rerr;
+    int perr = pool_destroy(wf->pool);
+    return err ? err : rerr ? rerr : perr;
 }
 
 /* ---- Results ------------------------------------------------------------------- */
