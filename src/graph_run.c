@@ -758,11 +758,10 @@ static intptr_t coordinator(void *arg)
         bind_result(g->nodes[i].done, node_result(r, (weft_node)i));
     int expected = GRAPH_RUNNING_RESULT;
     atomic_compare_exchange_strong(&g->result, &expected, 0);
-    run_free(r);
     weft__spin_lock(&g->lock);
     g->state = GRAPH_ENDED;
-    g->run = NULL;
     weft__spin_unlock(&g->lock);
+    weft__graph_run_free(g);
     bind_result(g->done, atomic_load(&g->result));
     weft_graph_release(g->handle); /* the run's reference */
     return 0;

@@ -400,6 +400,7 @@ struct weft__worker {
     _Alignas(WEFT__CACHELINE) _Atomic(struct weft__proc *) runnext; /* LIFO slot */
     atomic_uint tick;                          /* counts scheduling decisions */
     unsigned runnext_streak;                   /* picks from run-next in a row */
+    unsigned front_streak;                     /* displacements to the runq's front */
 
     _Alignas(WEFT__CACHELINE) struct weft__proc *current; /* running process or NULL */
     struct weft__proc *prev;                   /* context just left, see after */

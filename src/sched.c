@@ -49,6 +49,7 @@ enum {
     GLOBAL_EVERY = 64,     /* the global queue first, every this many picks; */
     TIMERS_PHASE = 32,     /* the clock, half-way between */
     RUNNEXT_STREAK = 64,   /* picks from run-next in a row before the run queue's turn */
+    FRONT_STREAK = 64,     /* displaced processes sent to the front per one sent back */
     PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
 };
 
@@ -306,11 +307,15 @@ void weft__sched_ready_from(struct weft__worker *w, struct weft__proc *p, bool l
             return;
         /* The one displaced from run-next is the next most recent: it runs
          * before older work (a spawn tree unwinds depth-first, so its
-         * memory stays bounded by its depth). */
-        if (weft__runq_push_front(&w->runq, p)) {
+         * memory stays bounded by its depth). But processes that keep
+         * displacing each other (a pipeline of three or more on one
+         * worker) would keep the back of the queue from ever running: one
+         * displacement in FRONT_STREAK goes to the back. */
+        if (++w->front_streak < FRONT_STREAK && weft__runq_push_front(&w->runq, p)) {
             notify_local();
             return;
         }
+        w->front_streak = 0;
     }
     local_push(w, p);
     notify_local();
@@ -514,15 +519,6 @@ static struct weft__proc *pick_local(struct weft__worker *w)
         if (!p && weft__unlikely(w->runnext_streak >= RUNNEXT_STREAK)) {
             w->runnext_streak = 0;
             p = weft__runq_pop(&w->runq);
-            /* The head may be a process displaced from run-next to the
-             * front again and again (a pipeline of three or more at one
-             * worker), which would starve the rest of the queue: it goes
-             * to the back, and the one after it runs. */
-            struct weft__proc *second = p ? weft__runq_pop(&w->runq) : NULL;
-            if (second) {
-                local_push(w, p);
-                p = second;
-            }
         }
         if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
             (p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire)))
