@@ -518,7 +518,7 @@ static int graph_run(weft_graph gh, int64_t deadline)
                   ? weft__misuse(-EALREADY, "weft_graph_run: graph '%s' runs once", g->name)
                   : validate_locked(g, NULL, 0);
     if (!err)
-        g->state = GRAPH_RUNNING; /* frozen from now on */
+        __atomic_store_n(&g->state, GRAPH_RUNNING, __ATOMIC_RELEASE); /* frozen from now on */
     weft__spin_unlock(&g->lock);
     if (!err)
         err = weft__graph_start(g, deadline);

@@ -39,7 +39,8 @@ struct gnode {
 
 struct weft__graph {
     weft__spinlock lock;      /* state changes and edits */
-    int state;                /* enum graph_state */
+    int state;                /* enum graph_state: written under lock, also
+                                 read without (atomically) */
     bool launched;            /* the run's channels exist (under lock) */
     uint64_t handle;
     char name[WEFT_NAME_MAX];

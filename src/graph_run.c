@@ -759,7 +759,7 @@ static intptr_t coordinator(void *arg)
     int expected = GRAPH_RUNNING_RESULT;
     atomic_compare_exchange_strong(&g->result, &expected, 0);
     weft__spin_lock(&g->lock);
-    g->state = GRAPH_ENDED;
+    __atomic_store_n(&g->state, GRAPH_ENDED, __ATOMIC_RELEASE);
     weft__spin_unlock(&g->lock);
     weft__graph_run_free(g);
     bind_result(g->done, atomic_load(&g->result));
@@ -833,7 +833,7 @@ int weft__graph_start(struct weft__graph *g, int64_t deadline)
         for (unsigned i = 0; i < g->nnodes; i++)
             bind_result(g->nodes[i].done, err);
         weft__spin_lock(&g->lock);
-        g->state = GRAPH_ENDED;
+        __atomic_store_n(&g->state, GRAPH_ENDED, __ATOMIC_RELEASE);
         weft__spin_unlock(&g->lock);
         bind_result(g->done, err);
         return err;
