@@ -13,7 +13,8 @@
  * runtime, a process and an outside thread of a runtime shutting down (a
  * weft_stop whose deadline passed), and no runtime (before the first start
  * and after a stop); rows named in_actor_* run their calls in the handler of
- * the fixture's actor, asked from a process or an outside thread. After every
+ * the fixture's actor, and rows named in_node_* in the body of the fixture
+ * graph's custom node, asked from a process or an outside thread. After every
  * probe the fixture is checked: the live channels hold what they held, the
  * processes waiting on the gate channel still wait, the objects that took
  * stale slots are intact, the probing process's mailbox is empty and it traps
@@ -62,9 +63,11 @@ static const char *const col_name[] = {"NULL", "never-valid", "stale", "size", "
 /* H_DVAR, H_STREAM: handles that are no dataflow variable, no stream (nor
  * reader) or stale ones (a stream's list never holds a live reader: readers
  * are valid for reads). */
-enum hkind { H_NONE, H_CHAN, H_PID, H_ENDED, H_OLD, H_DVAR, H_STREAM };
+/* H_GRAPH: handles that are no graph, or stale ones. */
+enum hkind { H_NONE, H_CHAN, H_PID, H_ENDED, H_OLD, H_DVAR, H_STREAM, H_GRAPH };
 
 enum { HMAX = 128 };
+enum { NGRAPHS = 7 }; /* the fixture's graphs whose state fx_check checks */
 struct hlist {
     uint64_t h[HMAX];
     int n;
@@ -115,6 +118,23 @@ struct fx {
     weft_stream st_closed; /* QUEUE of ints, closed, empty */
     weft_stream st_fresh; /* QUEUE of ints, capacity 2, holds FRESH_V; took a released stream's slot */
     struct hlist bad_dv, stale_dv, dead_dv, bad_st, stale_st, dead_st;
+    /* The dataflow graphs (every port of ints unless said), and their
+     * handle lists. */
+    weft_graph g_build;  /* building: src -> map; map's output, the inputs of "wide" (8 bytes)
+                            and "sink" loose (-ENOTCONN) */
+    weft_graph g_ready;  /* building, valid: src -> snk, never run */
+    weft_graph g_empty;  /* building, no nodes */
+    weft_graph g_cycle;  /* building: maps ping and pong joined both ways by rendezvous edges */
+    weft_graph g_fresh;  /* building: a custom node without ports; took a released graph's slot */
+    weft_graph g_ended;  /* ran to its end: 3 values from src to snk, result 0 */
+    weft_graph g_run;    /* running: the custom node "loop", its output joined to its input
+                            (capacity 1, empty); its body runs probes (in_node) */
+    weft_graph g_spare[4]; /* as g_ready: for the runs refused while shutting down */
+    int g_count;         /* g_ended's source */
+    weft_chan node_jobs, node_out; /* the probes g_run's node runs, and their results */
+    char g_dot[NGRAPHS][640]; /* DOT of g_build .. g_run as built */
+    int g_dotlen[NGRAPHS];
+    struct hlist bad_g, stale_g, dead_g;
     int *elem;           /* exactly one int on the heap: an overrun is an ASan error */
     int fd_null, fd_ro, fd_broken; /* /dev/null for writing and for reading; a pipe without reader */
 };
@@ -2392,6 +2412,846 @@ static int p_select_msg_size(struct fx *f, uint64_t h, int k)
     return select_untouched(c, 1, WEFT_SELECT_FAIR, 0);
 }
 
+/* ---- dataflow graphs -------------------------------------------------------------------------- */
+
+/* The fixture's graphs (struct fx) are built of these; none of them runs
+ * a node function except g_ended's, to its end, in fx_build. */
+static int g_nop(void *state, const void *const *in, void *const *out)
+{
+    return 0;
+}
+
+/* g_ended's source: 1, 2, 3, then the end (state: the count so far). */
+static int g_src3(void *state, const void *const *in, void *const *out)
+{
+    int *n = state;
+    if (*n >= 3)
+        return WEFT_NODE_END;
+    *(int *)out[0] = ++*n;
+    return 0;
+}
+
+/* A source without end, for a graph that a probe cancels. */
+static int g_src_endless(void *state, const void *const *in, void *const *out)
+{
+    *(int *)out[0] = 1;
+    return 0;
+}
+
+static int g_body_nop(void *state, weft_node_io *io)
+{
+    return 0;
+}
+
+/* A node of kind with its usual ports (all of ints) and what it needs to be
+ * accepted: fn for the kinds that take one, a body for CUSTOM. */
+static weft_node_spec node_spec(int kind, const char *name)
+{
+    static const struct { unsigned in, out; bool fn; } shape[] = {
+        [WEFT_NODE_SOURCE] = {0, 1, true},    [WEFT_NODE_MAP] = {1, 1, true},
+        [WEFT_NODE_SINK] = {1, 0, true},      [WEFT_NODE_MERGE] = {2, 1, false},
+        [WEFT_NODE_FILTER] = {1, 1, true},    [WEFT_NODE_BROADCAST] = {1, 2, false},
+        [WEFT_NODE_SPLIT] = {1, 2, false},    [WEFT_NODE_CUSTOM] = {1, 1, false},
+    };
+    weft_node_spec s = {.name = name, .kind = kind};
+    s.inputs = shape[kind].in;
+    s.outputs = shape[kind].out;
+    for (unsigned i = 0; i < WEFT_NODE_PORTS_MAX; i++)
+        s.in_size[i] = s.out_size[i] = sizeof(int);
+    s.fn = shape[kind].fn ? g_nop : NULL;
+    s.body = kind == WEFT_NODE_CUSTOM ? g_body_nop : NULL;
+    return s;
+}
+
+/* The fixture graph's custom node runs probes in its body, as the fixture
+ * actor does in its handler: a probe reaches the node's ports through
+ * node_io. While from_thread holds node_hold, the body outlives the
+ * cancellation of the runtime's shutdown, so that the graph is still
+ * running in the shutting-down contexts. */
+static weft_node_io *node_io;
+static atomic_int node_hold;
+
+struct node_job {
+    int (*fn)(struct fx *f, uint64_t h, int k);
+    struct fx *f;
+    uint64_t h;
+    int k;
+};
+
+static int fx_node_body(void *state, weft_node_io *io)
+{
+    struct fx *f = state;
+    weft_chan jobs = f->node_jobs, out = f->node_out;
+    node_io = io;
+    struct node_job j;
+    int rc;
+    while ((rc = weft_chan_recv(jobs, &j, sizeof j, WEFT_FOREVER)) == 0) {
+        int r = j.fn(j.f, j.h, j.k);
+        if (weft_chan_send(out, &r, sizeof r, 0) != 0)
+            return -EIO; /* fails the graph: fx_check sees it */
+    }
+    if (rc == -ECANCELED)
+        while (atomic_load(&node_hold)) {
+            weft_yield();
+            usleep(100);
+        }
+    return 0;
+}
+
+/* Runs fn(f, h, k) in the body of g_run's node and returns its result
+ * (from a process or an outside thread of a running runtime). */
+static int in_node(struct fx *f, int (*fn)(struct fx *f, uint64_t h, int k), uint64_t h, int k)
+{
+    struct node_job j = {fn, f, h, k};
+    int out = 0;
+    if (weft_chan_send(f->node_jobs, &j, sizeof j, WEFT_FOREVER) != 0 ||
+        weft_chan_recv(f->node_out, &out, sizeof out, WEFT_FOREVER) != 0)
+        return BROKE;
+    return out;
+}
+#define IN_NODE(id)                                              \
+    static int p_in_node_##id(struct fx *f, uint64_t h, int k)   \
+    {                                                            \
+        return in_node(f, n_##id, h, k);                         \
+    }
+
+/* A graph that a probe makes for itself: src -> snk, or no nodes. */
+static weft_graph temp_graph(const char *name, bool nodes, weft_node_fn src)
+{
+    weft_graph g = 0;
+    if (weft_graph_make(&g, name) != 0)
+        return 0;
+    if (!nodes)
+        return g;
+    weft_node_spec a = node_spec(WEFT_NODE_SOURCE, "src"), z = node_spec(WEFT_NODE_SINK, "snk");
+    a.fn = src;
+    weft_node na = -1, nz = -1;
+    if (weft_graph_add(g, &a, &na) || weft_graph_add(g, &z, &nz) ||
+        weft_graph_connect(g, na, 0, nz, 0, 2)) {
+        weft_graph_release(g);
+        return 0;
+    }
+    return g;
+}
+
+/* weft_graph_make: g NULL, name NULL, name "": *g untouched. */
+static int p_gmake_null(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g = 77;
+    if (k == 0)
+        return weft_graph_make(NULL, "x");
+    int rc = weft_graph_make(&g, k == 1 ? NULL : "");
+    return g == 77 ? rc : TOUCHED;
+}
+
+static int p_gmake_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g = 77;
+    int rc = weft_graph_make(&g, "g");
+    return rc == 0 ? (weft_graph_release(g), 0) : g == 77 ? rc : TOUCHED;
+}
+
+/* Names of 1, 31, 32 and 100 bytes: accepted, kept whole up to 31 bytes
+ * (DOT shows the name). */
+static int p_gmake_names(struct fx *f, uint64_t h, int k)
+{
+    static const size_t lens[] = {1, WEFT_NAME_MAX - 1, WEFT_NAME_MAX, 100};
+    size_t n = lens[k];
+    char *name = malloc(n + 1);
+    memset(name, 'g', n);
+    name[n] = '\0';
+    weft_graph g = 0;
+    int rc = weft_graph_make(&g, name);
+    if (rc == 0) {
+        char dot[256], want[128];
+        size_t keep = n < WEFT_NAME_MAX - 1 ? n : WEFT_NAME_MAX - 1;
+        snprintf(want, sizeof want, "digraph \"%.*s\" {", (int)keep, name);
+        int len = weft_graph_dot(g, dot, sizeof dot);
+        int rel = weft_graph_release(g);
+        rc = rel ? rel : len < 0 ? len : strncmp(dot, want, strlen(want)) ? TOUCHED : 0;
+    }
+    free(name);
+    return rc;
+}
+
+/* The specs weft_graph_add refuses with -EINVAL [misuse]. */
+static weft_node_spec bad_node_spec(int k)
+{
+    weft_node_spec s = node_spec(WEFT_NODE_MAP, "bad");
+    switch (k) {
+    case 0: s.name = NULL; break;
+    case 1: s.name = ""; break;
+    case 2: s.kind = 0; break;
+    case 3: s.kind = WEFT_NODE_CUSTOM + 1; break;
+    case 4: s.kind = -1; break;
+    case 5: s.kind = INT_MIN; break;
+    case 6: s = node_spec(WEFT_NODE_SOURCE, "bad"), s.inputs = 1; break;
+    case 7: s = node_spec(WEFT_NODE_SOURCE, "bad"), s.outputs = 0; break;
+    case 8: s = node_spec(WEFT_NODE_SOURCE, "bad"), s.outputs = WEFT_NODE_PORTS_MAX + 1; break;
+    case 9: s.inputs = 0; break;
+    case 10: s.inputs = WEFT_NODE_PORTS_MAX + 1; break;
+    case 11: s.outputs = WEFT_NODE_PORTS_MAX + 1; break;
+    case 12: s.inputs = UINT_MAX; break;
+    case 13: s = node_spec(WEFT_NODE_SINK, "bad"), s.outputs = 1; break;
+    case 14: s = node_spec(WEFT_NODE_MERGE, "bad"), s.outputs = 0; break;
+    case 15: s = node_spec(WEFT_NODE_MERGE, "bad"), s.outputs = 2; break;
+    case 16: s = node_spec(WEFT_NODE_FILTER, "bad"), s.inputs = 2; break;
+    case 17: s = node_spec(WEFT_NODE_FILTER, "bad"), s.outputs = 2; break;
+    case 18: s = node_spec(WEFT_NODE_BROADCAST, "bad"), s.outputs = 0; break;
+    case 19: s = node_spec(WEFT_NODE_SPLIT, "bad"), s.inputs = 2; break;
+    case 20: s = node_spec(WEFT_NODE_CUSTOM, "bad"), s.inputs = WEFT_NODE_PORTS_MAX + 1; break;
+    case 21: s = node_spec(WEFT_NODE_SOURCE, "bad"), s.fn = NULL; break;
+    case 22: s.fn = NULL; break;
+    case 23: s = node_spec(WEFT_NODE_SINK, "bad"), s.fn = NULL; break;
+    case 24: s = node_spec(WEFT_NODE_FILTER, "bad"), s.fn = NULL; break;
+    case 25: s = node_spec(WEFT_NODE_CUSTOM, "bad"), s.body = NULL; break;
+    case 26: s = node_spec(WEFT_NODE_BROADCAST, "bad"), s.fn = g_nop; break;
+    case 27: s.body = g_body_nop; break;
+    case 28: s = node_spec(WEFT_NODE_SOURCE, "bad"), s.body = g_body_nop; break;
+    case 29: s.in_size[0] = 0; break;
+    case 30: s.out_size[0] = 0; break;
+    case 31: s.in_size[0] = WEFT_CHAN_ELEM_MAX + 1; break;
+    case 32: s = node_spec(WEFT_NODE_SINK, "bad"), s.in_size[0] = SIZE_MAX; break;
+    case 33: s = node_spec(WEFT_NODE_FILTER, "bad"), s.out_size[0] = 8; break;
+    case 34: s = node_spec(WEFT_NODE_BROADCAST, "bad"), s.out_size[1] = 8; break;
+    case 35: s = node_spec(WEFT_NODE_SPLIT, "bad"), s.out_size[1] = 2; break;
+    case 36: s = node_spec(WEFT_NODE_MERGE, "bad"), s.in_size[1] = 8; break; /* no fn */
+    case 37: s = node_spec(WEFT_NODE_SOURCE, "bad"), s.parallel = 2; break;
+    case 38: s = node_spec(WEFT_NODE_MERGE, "bad"), s.parallel = 2; break;
+    case 39: s = node_spec(WEFT_NODE_BROADCAST, "bad"), s.parallel = 2; break;
+    case 40: s.parallel = 1025; break;
+    case 41: s = node_spec(WEFT_NODE_CUSTOM, "bad"), s.parallel = UINT_MAX; break;
+    case 42: s.stack_size = 1; break;
+    case 43: s.stack_size = WEFT_STACK_MIN - 1; break;
+    case 44: s.stack_size = WEFT_STACK_MAX + 1; break;
+    default: s.stack_size = SIZE_MAX; break;
+    }
+    return s;
+}
+enum { NBADSPEC = 46 };
+
+static int add_untouched(weft_graph g, const weft_node_spec *s)
+{
+    weft_node n = 77;
+    int rc = weft_graph_add(g, s, &n);
+    return n == 77 ? rc : TOUCHED;
+}
+
+static int p_gadd_spec(struct fx *f, uint64_t h, int k)
+{
+    weft_node_spec s = bad_node_spec(k);
+    return add_untouched(f->g_build, &s);
+}
+
+/* spec NULL, on the loose graph, the running one and a forged handle
+ * (checked before the handle). */
+static int p_gadd_null(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g[] = {f->g_build, f->g_run, 0x100000001ull};
+    weft_node n = 77;
+    int rc = weft_graph_add(g[k], NULL, &n);
+    return n == 77 ? rc : TOUCHED;
+}
+
+static int p_gadd(struct fx *f, uint64_t h, int k)
+{
+    weft_node_spec s = node_spec(WEFT_NODE_SINK, "more");
+    return add_untouched(h, &s);
+}
+
+/* Names of WEFT_NAME_MAX bytes without a terminator (an exact block) and
+ * of 100 bytes. */
+static int p_gadd_name(struct fx *f, uint64_t h, int k)
+{
+    size_t n = k ? 101 : WEFT_NAME_MAX;
+    char *name = malloc(n);
+    memset(name, 'n', n);
+    if (k)
+        name[n - 1] = '\0';
+    weft_node_spec s = node_spec(WEFT_NODE_SINK, name);
+    int rc = add_untouched(f->g_build, &s);
+    free(name);
+    return rc;
+}
+
+static int p_gadd_exists(struct fx *f, uint64_t h, int k)
+{
+    weft_node_spec s = node_spec(WEFT_NODE_SINK, k ? "map" : "src");
+    return add_untouched(f->g_build, &s);
+}
+
+/* A running graph and one that has run. */
+static int p_gadd_busy(struct fx *f, uint64_t h, int k)
+{
+    weft_node_spec s = node_spec(WEFT_NODE_SINK, "more");
+    return add_untouched(k ? f->g_ended : f->g_run, &s);
+}
+
+/* Shutting down: a valid spec, a bad one, the running graph: the runtime's
+ * state is checked before the spec and the graph's state. */
+static int p_gadd_stopping(struct fx *f, uint64_t h, int k)
+{
+    weft_node_spec s = k == 1 ? bad_node_spec(2) : node_spec(WEFT_NODE_SINK, "more");
+    return add_untouched(k == 2 ? f->g_run : f->g_build, &s);
+}
+
+/* The limits, each on a graph of its own: a 31-byte name; 16 inputs and
+ * outputs of 1 byte and WEFT_CHAN_ELEM_MAX, 1024 firings in order; a custom
+ * node without ports; the smallest and the largest stack; a merge without
+ * fn of 16 inputs; a split without fn of 16 outputs in order; node NULL. */
+static int p_gadd_limits(struct fx *f, uint64_t h, int k)
+{
+    char name[WEFT_NAME_MAX];
+    memset(name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    weft_node_spec s = node_spec(WEFT_NODE_MAP, "lim");
+    switch (k) {
+    case 0: s.name = name; break;
+    case 1:
+        s.inputs = s.outputs = WEFT_NODE_PORTS_MAX;
+        for (unsigned i = 0; i < WEFT_NODE_PORTS_MAX; i++)
+            s.in_size[i] = s.out_size[i] = i % 2 ? WEFT_CHAN_ELEM_MAX : 1;
+        s.parallel = 1024;
+        s.ordered = 1;
+        break;
+    case 2: s = node_spec(WEFT_NODE_CUSTOM, "lim"), s.inputs = s.outputs = 0, s.parallel = 7; break;
+    case 3: s.stack_size = WEFT_STACK_MIN; break;
+    case 4: s.stack_size = WEFT_STACK_MAX; break;
+    case 5: s = node_spec(WEFT_NODE_MERGE, "lim"), s.inputs = WEFT_NODE_PORTS_MAX; break;
+    case 6:
+        s = node_spec(WEFT_NODE_SPLIT, "lim");
+        s.outputs = WEFT_NODE_PORTS_MAX;
+        s.parallel = 3;
+        s.ordered = 1;
+        break;
+    default: break;
+    }
+    weft_graph g = temp_graph("limits", false, NULL);
+    if (!g)
+        return BROKE;
+    weft_node n = 77;
+    int rc = weft_graph_add(g, &s, k == 7 ? NULL : &n);
+    int rel = weft_graph_release(g);
+    return rc ? rc : rel ? rel : (k == 7 ? n != 77 : n != 0) ? TOUCHED : 0;
+}
+
+/* g_build's nodes: 0 "src" (its output connected to map's input), 1 "map"
+ * (its output loose), 2 "wide" (a sink of 8 bytes, loose), 3 "sink" (a
+ * sink of ints, loose). */
+struct edge_args {
+    int from;
+    unsigned out;
+    int to;
+    unsigned in;
+    size_t cap;
+};
+
+static int p_gconnect(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_connect(h, 1, 0, 3, 0, 1);
+}
+
+static int connect_on(weft_graph g, const struct edge_args *e)
+{
+    return weft_graph_connect(g, e->from, e->out, e->to, e->in, e->cap);
+}
+
+/* No such node or port. */
+static int p_gconnect_einval(struct fx *f, uint64_t h, int k)
+{
+    static const struct edge_args e[] = {
+        {-1, 0, 3, 0, 1}, {4, 0, 3, 0, 1}, {INT_MAX, 0, 3, 0, 1}, {INT_MIN, 0, 3, 0, 1},
+        {1, 0, -1, 0, 1}, {1, 0, 4, 0, 1}, {1, 0, INT_MAX, 0, 1}, {1, 0, INT_MIN, 0, 1},
+        {1, 1, 3, 0, 1}, {1, 16, 3, 0, 1}, {1, UINT_MAX, 3, 0, 1}, {3, 0, 1, 0, 1},
+        {1, 0, 3, 1, 1}, {1, 0, 3, 16, 1}, {1, 0, 3, UINT_MAX, 1},
+    };
+    return connect_on(f->g_build, &e[k]);
+}
+
+/* A port connected already: src's output, map's input (to itself). */
+static int p_gconnect_isconn(struct fx *f, uint64_t h, int k)
+{
+    static const struct edge_args e[] = {{0, 0, 3, 0, 1}, {1, 0, 1, 0, 1}, {0, 0, 1, 0, 0}};
+    return connect_on(f->g_build, &e[k]);
+}
+
+/* map's output (ints) to wide's input (8 bytes), capacities 0 and 5. */
+static int p_gconnect_size(struct fx *f, uint64_t h, int k)
+{
+    struct edge_args e = {1, 0, 2, 0, k ? 5 : 0};
+    return connect_on(f->g_build, &e);
+}
+
+/* Buffers above WEFT_CHAN_BUFFER_MAX (ints). */
+static int p_gconnect_big(struct fx *f, uint64_t h, int k)
+{
+    static const size_t caps[] = {WEFT_CHAN_BUFFER_MAX / sizeof(int) + 1, SIZE_MAX / 4 + 1, SIZE_MAX};
+    struct edge_args e = {1, 0, 3, 0, caps[k]};
+    return connect_on(f->g_build, &e);
+}
+
+/* A running graph and one that has run. */
+static int p_gconnect_busy(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_connect(k ? f->g_ended : f->g_run, 0, 0, 0, 0, 1);
+}
+
+/* The limits, on a graph of its own: capacities 0 and the largest for
+ * elements of 1 byte and of WEFT_CHAN_ELEM_MAX; a node joined to itself by
+ * a rendezvous edge (accepted; validation then finds the cycle). */
+static int p_gconnect_limits(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g = temp_graph("limits", false, NULL);
+    if (!g)
+        return BROKE;
+    size_t size = k % 2 ? WEFT_CHAN_ELEM_MAX : 1;
+    weft_node_spec a = node_spec(WEFT_NODE_SOURCE, "a"), z = node_spec(WEFT_NODE_SINK, "z"),
+                   m = node_spec(WEFT_NODE_MAP, "self");
+    a.out_size[0] = z.in_size[0] = size;
+    weft_node na = -1, nz = -1, nm = -1;
+    int rc = weft_graph_add(g, &a, &na);
+    rc = rc ? rc : weft_graph_add(g, &z, &nz);
+    rc = rc ? rc : weft_graph_add(g, &m, &nm);
+    rc = rc ? rc : weft_graph_connect(g, na, 0, nz, 0, k / 2 ? WEFT_CHAN_BUFFER_MAX / size : 0);
+    rc = rc ? rc : weft_graph_connect(g, nm, 0, nm, 0, 0);
+    char why[128] = "";
+    int v = rc ? 0 : weft_graph_validate(g, why, sizeof why);
+    int rel = weft_graph_release(g);
+    if (rc || rel)
+        return rc ? rc : rel;
+    return v == -EDEADLK && strstr(why, "'self'") ? 0 : TOUCHED;
+}
+
+static int p_gvalidate(struct fx *f, uint64_t h, int k)
+{
+    char *why = malloc(64);
+    memset(why, 'w', 64);
+    int rc = weft_graph_validate(h, why, 64);
+    bool touched = why[0] != 'w';
+    free(why);
+    return touched ? TOUCHED : rc;
+}
+
+/* why NULL, with len 0 and 64; why with len 0 (not written). */
+static int p_gvalidate_null(struct fx *f, uint64_t h, int k)
+{
+    char why = 'w';
+    int rc = weft_graph_validate(f->g_build, k == 2 ? &why : NULL, k ? 64 * (k == 1) : 0);
+    return why != 'w' ? TOUCHED : rc;
+}
+
+/* The explanation in exact blocks of 1..70 bytes: truncated, terminated,
+ * never written past. */
+static int p_gvalidate_why(struct fx *f, uint64_t h, int k)
+{
+    static const char full[] = "output 0 of node 'map' is not connected";
+    size_t len = (size_t)k + 1;
+    char *why = malloc(len);
+    memset(why, 'w', len);
+    int rc = weft_graph_validate(f->g_build, why, len);
+    size_t want = len - 1 < sizeof full - 1 ? len - 1 : sizeof full - 1;
+    bool ok = strnlen(why, len) == want && strncmp(why, full, want) == 0;
+    free(why);
+    return ok ? rc : TOUCHED;
+}
+
+static int p_gvalidate_empty(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_validate(f->g_empty, NULL, 0);
+}
+
+static int p_gvalidate_cycle(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_validate(f->g_cycle, NULL, 0);
+}
+
+/* A valid graph, never run, running, ended: 0, and why holds "". */
+static int p_gvalidate_ok(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g[] = {f->g_ready, f->g_run, f->g_ended, f->g_fresh};
+    char why[8] = "xxxxxxx";
+    int rc = weft_graph_validate(g[k], why, sizeof why);
+    return rc == 0 && why[0] ? TOUCHED : rc;
+}
+
+static int p_gdot(struct fx *f, uint64_t h, int k)
+{
+    char *buf = malloc(64);
+    memset(buf, 'd', 64);
+    int rc = weft_graph_dot(h, buf, 64);
+    bool touched = buf[0] != 'd';
+    free(buf);
+    return touched ? TOUCHED : rc;
+}
+
+/* buf NULL with len 1, 100, SIZE_MAX, on g_build and a forged handle
+ * (checked before the handle). */
+static int p_gdot_null(struct fx *f, uint64_t h, int k)
+{
+    static const size_t lens[] = {1, 100, SIZE_MAX};
+    return weft_graph_dot(k / 3 ? 0x100000001ull : f->g_build, NULL, lens[k % 3]);
+}
+
+/* buf NULL with len 0: the length of the text, nothing written. */
+static int p_gdot_len0(struct fx *f, uint64_t h, int k)
+{
+    char c = 'd';
+    int rc = weft_graph_dot(f->g_build, k ? &c : NULL, 0);
+    return c != 'd' ? TOUCHED : rc == f->g_dotlen[0] ? 0 : rc;
+}
+
+/* Exact blocks of 1, 2, 10, 100 bytes, the text's length, and one more:
+ * the whole length each time, truncated, terminated. */
+static int p_gdot_truncate(struct fx *f, uint64_t h, int k)
+{
+    int full = f->g_dotlen[0];
+    size_t lens[] = {1, 2, 10, 100, (size_t)full, (size_t)full + 1};
+    size_t len = lens[k];
+    char *buf = malloc(len);
+    memset(buf, 'd', len);
+    int rc = weft_graph_dot(f->g_build, buf, len);
+    size_t want = len - 1 < (size_t)full ? len - 1 : (size_t)full;
+    bool ok = strnlen(buf, len) == want && strncmp(buf, f->g_dot[0], want) == 0;
+    free(buf);
+    return !ok ? TOUCHED : rc == full ? 0 : rc;
+}
+
+static int p_grun(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_run(h, dl(k));
+}
+
+/* A graph runs once: the running one and the one that has run. */
+static int p_grun_twice(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_run(k / 2 ? f->g_ended : f->g_run, dl(k % 2));
+}
+
+/* Refused by validation: the graph stays as it was, buildable. */
+static int p_grun_loose(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_run(f->g_build, dl(k));
+}
+
+static int p_grun_empty(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_run(f->g_empty, dl(k));
+}
+
+static int p_grun_cycle(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_run(f->g_cycle, dl(k));
+}
+
+/* Shutting down: a valid graph's run fails, and the graph has ended with
+ * that code (a spare per context and variant). */
+static int p_grun_stopping(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g = f->g_spare[(f->ctx == STOP_THREAD ? 2 : 0) + k];
+    int rc = weft_graph_run(g, dl(k));
+    int w = weft_graph_wait(g, 0);
+    return w == rc ? rc : TOUCHED;
+}
+
+static int p_gwait(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait(h, dl(k));
+}
+
+/* Not run: the loose, the valid, the empty and the cyclic graph (whose
+ * runs validation refused), both deadlines. */
+static int p_gwait_not_run(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle};
+    return weft_graph_wait(g[k / 2], dl(k % 2));
+}
+
+/* The run goes on past the wait's deadline (0, now + 2 ms). */
+static int p_gwait_running(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait(f->g_run, k ? weft_now() + 2 * MS : 0);
+}
+
+static int p_gwait_blocking(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait(f->g_run, k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_gwait_ended(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait(f->g_ended, dl(k));
+}
+
+static int p_gwait_node(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait_node(h, 0, dl(k));
+}
+
+static int p_gwait_node_not_run(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g[] = {f->g_build, f->g_ready};
+    return weft_graph_wait_node(g[k / 2], 0, dl(k % 2));
+}
+
+/* No such node: -1, 2, INT_MAX, INT_MIN and 1 in the running graph (1
+ * node); -1, 2, INT_MAX, INT_MIN in the ended one (2 nodes). */
+static int p_gwait_node_range(struct fx *f, uint64_t h, int k)
+{
+    static const weft_node nodes[] = {-1, 2, INT_MAX, INT_MIN, 1};
+    return weft_graph_wait_node(k < 5 ? f->g_run : f->g_ended, nodes[k % 5], dl(k % 2));
+}
+
+static int p_gwait_node_running(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait_node(f->g_run, 0, k ? weft_now() + 2 * MS : 0);
+}
+
+static int p_gwait_node_blocking(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait_node(f->g_run, 0, k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_gwait_node_ended(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_wait_node(f->g_ended, k / 2, dl(k % 2));
+}
+
+static int p_gcancel(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_cancel(h);
+}
+
+static int p_gcancel_not_run(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle};
+    return weft_graph_cancel(g[k]);
+}
+
+/* The ended graph: 0, and its result stays 0 (fx_check). */
+static int p_gcancel_ended(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_cancel(f->g_ended);
+}
+
+/* A run of its own, cancelled (twice): the wait gives -ECANCELED, and every
+ * value the source emitted was consumed or dropped. */
+static int p_gcancel_running(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g = temp_graph("cancelled", true, g_src_endless);
+    if (!g)
+        return BROKE;
+    int rc = weft_graph_run(g, WEFT_FOREVER);
+    if (rc) {
+        weft_graph_release(g);
+        return rc;
+    }
+    if (k)
+        weft_sleep(weft_now() + MS);
+    int c1 = weft_graph_cancel(g), c2 = weft_graph_cancel(g);
+    int w = weft_graph_wait(g, WEFT_FOREVER);
+    weft_graph_stats st;
+    int s = weft_graph_get_stats(g, &st);
+    int rel = weft_graph_release(g);
+    if (c1 || c2 || s || rel || st.result != w || st.failed_node != -1 ||
+        st.emitted != st.consumed + st.dropped)
+        return TOUCHED;
+    return w;
+}
+
+static int stats_untouched(weft_graph g)
+{
+    weft_graph_stats *st = malloc(sizeof *st);
+    memset(st, 0xAB, sizeof *st);
+    int rc = weft_graph_get_stats(g, st);
+    bool touched = ((unsigned char *)st)[0] != 0xAB;
+    free(st);
+    return rc && touched ? TOUCHED : rc;
+}
+
+static int p_gstats(struct fx *f, uint64_t h, int k)
+{
+    return stats_untouched(h);
+}
+
+/* st NULL on the loose, the running and the ended graph and a forged
+ * handle (checked before the handle). */
+static int p_gstats_null(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g[] = {f->g_build, f->g_run, f->g_ended, 0x100000001ull};
+    return weft_graph_get_stats(g[k], NULL);
+}
+
+/* Before the run (the loose and the valid graph): result -EINPROGRESS, as
+ * while running. */
+static int p_gstats_not_run(struct fx *f, uint64_t h, int k)
+{
+    weft_graph_stats st;
+    int rc = weft_graph_get_stats(k ? f->g_ready : f->g_build, &st);
+    if (rc)
+        return rc;
+    return st.failed_node == -1 && !st.failed_name[0] && !st.emitted && !st.consumed && !st.dropped
+               ? st.result
+               : TOUCHED;
+}
+
+static int p_grelease(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_release(h);
+}
+
+static int p_grelease_running(struct fx *f, uint64_t h, int k)
+{
+    return weft_graph_release(f->g_run);
+}
+
+/* A release after the last one: k 0 at once; k 1 once a new graph may have
+ * taken the slot (it survives); k 2 of a graph whose run validation
+ * refused. */
+static int p_grelease_twice(struct fx *f, uint64_t h, int k)
+{
+    weft_graph a = temp_graph("twice", k == 2, g_nop), b = 0;
+    if (!a)
+        return BROKE;
+    if (k == 2) {
+        weft_node_spec z = node_spec(WEFT_NODE_SINK, "loose");
+        int rc = weft_graph_add(a, &z, NULL);
+        if (rc || (rc = weft_graph_run(a, 0)) != -ENOTCONN)
+            return rc ? rc : BROKE;
+    }
+    int rc = weft_graph_release(a);
+    if (rc)
+        return rc;
+    if (k == 1 && !(b = temp_graph("survivor", false, NULL)))
+        return BROKE;
+    rc = weft_graph_release(a);
+    if (k == 1 && (weft_graph_validate(b, NULL, 0) != -EINVAL || weft_graph_release(b) != 0 ||
+                   weft_graph_release(b) != -EBADF))
+        return TOUCHED;
+    return rc;
+}
+
+/* The ports of a custom node with io NULL: every call, both deadlines, with
+ * or without a runtime. */
+static int p_node_null_io(struct fx *f, uint64_t h, int k)
+{
+    int v = 42;
+    unsigned port = 77;
+    int rc;
+    switch (k / 2) {
+    case 0: rc = weft_node_recv(NULL, 0, &v, dl(k % 2)); break;
+    case 1: rc = weft_node_recv_any(NULL, &port, &v, dl(k % 2)); break;
+    default: rc = weft_node_send(NULL, 0, &v, dl(k % 2)); break;
+    }
+    return v != 42 || port != 77 ? TOUCHED : rc;
+}
+
+/* In the body of g_run's node (ports: input 0 and output 0, of ints, one
+ * edge of capacity 1 from the output to the input, empty). */
+static int n_null(struct fx *f, uint64_t h, int k)
+{
+    int v = 42;
+    unsigned port = 77;
+    int rc;
+    switch (k / 2) {
+    case 0: rc = weft_node_recv(node_io, 0, NULL, dl(k % 2)); break;
+    case 1: rc = weft_node_recv_any(node_io, &port, NULL, dl(k % 2)); break;
+    case 2: rc = weft_node_recv_any(node_io, NULL, &v, dl(k % 2)); break;
+    default: rc = weft_node_send(node_io, 0, NULL, dl(k % 2)); break;
+    }
+    return v != 42 || port != 77 ? TOUCHED : rc;
+}
+IN_NODE(null)
+
+/* No such port: 1, 16, UINT_MAX, for recv and send. */
+static int n_port(struct fx *f, uint64_t h, int k)
+{
+    static const unsigned ports[] = {1, WEFT_NODE_PORTS_MAX, UINT_MAX};
+    int *v = malloc(sizeof *v);
+    *v = 42;
+    int rc = k < 3 ? weft_node_recv(node_io, ports[k], v, 0) : weft_node_send(node_io, ports[k - 3], v, 0);
+    bool touched = *v != 42;
+    free(v);
+    return touched ? TOUCHED : rc;
+}
+IN_NODE(port)
+
+/* The input is empty: recv and recv_any, deadline 0 and now + 2 ms. */
+static int n_empty(struct fx *f, uint64_t h, int k)
+{
+    int v = 42;
+    unsigned port = 77;
+    int64_t deadline = k % 2 ? weft_now() + 2 * MS : 0;
+    int rc = k / 2 ? weft_node_recv_any(node_io, &port, &v, deadline)
+                   : weft_node_recv(node_io, 0, &v, deadline);
+    return v != 42 || port != 77 ? TOUCHED : rc;
+}
+IN_NODE(empty)
+
+/* The output is full after one send: a second one times out (deadline 0,
+ * now + 2 ms); the value is then taken back. */
+static int n_full(struct fx *f, uint64_t h, int k)
+{
+    int a = 5, b = 6, v = 0;
+    unsigned port = 77;
+    int rc = weft_node_send(node_io, 0, &a, 0);
+    if (rc)
+        return rc;
+    int again = weft_node_send(node_io, 0, &b, k ? weft_now() + 2 * MS : 0);
+    int back = weft_node_recv_any(node_io, &port, &v, 0);
+    return back || v != 5 || port != 0 ? TOUCHED : again;
+}
+IN_NODE(full)
+
+/* Valid calls: a value sent comes back through recv and recv_any. */
+static int n_roundtrip(struct fx *f, uint64_t h, int k)
+{
+    int a = 9, v = 0;
+    unsigned port = 77;
+    int rc = weft_node_send(node_io, 0, &a, WEFT_FOREVER);
+    if (rc)
+        return rc;
+    rc = k ? weft_node_recv_any(node_io, &port, &v, WEFT_FOREVER)
+           : weft_node_recv(node_io, 0, &v, WEFT_FOREVER);
+    return rc ? rc : v != 9 || (k && port != 0) ? TOUCHED : 0;
+}
+IN_NODE(roundtrip)
+
+/* fx_check: the loop edge is empty. */
+static int n_edge_empty(struct fx *f, uint64_t h, int k)
+{
+    int v = 0;
+    return weft_node_recv(node_io, 0, &v, 0);
+}
+
+/* The graph calls that would wait: the running graph's end, its node's. */
+static int a_graph(struct fx *f, uint64_t h, int k)
+{
+    int64_t deadline = weft_now() + 100 * MS;
+    return k ? weft_graph_wait_node(f->g_run, 0, deadline) : weft_graph_wait(f->g_run, deadline);
+}
+IN_ACTOR(graph)
+
+/* What works in a handler: building, checking, describing, stats and
+ * release of a graph; waits that need not wait (an ended run; deadline
+ * 0). */
+static int a_graph_works(struct fx *f, uint64_t h, int k)
+{
+    weft_graph g = temp_graph("in-handler", true, g_nop);
+    if (!g)
+        return 1;
+    weft_graph_stats st;
+    char dot[512];
+    int r[6] = {weft_graph_validate(g, NULL, 0), weft_graph_dot(g, dot, sizeof dot) > 0 ? 0 : 1,
+                weft_graph_get_stats(g, &st), weft_graph_release(g),
+                weft_graph_wait(f->g_ended, weft_now() + 100 * MS),
+                weft_graph_wait(f->g_run, 0) == -EAGAIN ? 0 : 1};
+    for (int i = 0; i < 6; i++)
+        if (r[i])
+            return 10 + i;
+    return 0;
+}
+IN_ACTOR(graph_works)
+
 /* ---- from an actor's handler: every wait is refused ------------------------------------------- */
 
 static int a_recv(struct fx *f, uint64_t h, int k)
@@ -2736,6 +3596,100 @@ static const struct probe probes[] = {
     ROWF(srelease_none, srelease, "weft_stream_release", C_RT, H_STREAM, NO_RT, 1, -ESHUTDOWN, R),
     ROW(srelease_twice, "weft_stream_release", C_STATE, H_NONE, RUN, 4, -EBADF, M),
     ROW(in_actor_dataflow, "weft_dvar_get, weft_stream_read/write", C_CTX, H_NONE, RUN, 3, -EPERM, M),
+    /* dataflow graphs */
+    ROW(gmake_null, "weft_graph_make", C_NULL, H_NONE, LIVE, 3, -EINVAL, M),
+    ROWF(gmake_null_none, gmake_null, "weft_graph_make", C_RT, H_NONE, NO_RT, 3, -ESHUTDOWN, R),
+    ROWF(gmake_none, gmake_valid, "weft_graph_make", C_RT, H_NONE, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gmake_names, "weft_graph_make", C_SIZE, H_NONE, RUN, 4, 0, R),
+    ROW(gadd_null, "weft_graph_add", C_NULL, H_NONE, LIVE, 3, -EINVAL, M),
+    ROWF(gadd_null_none, gadd_null, "weft_graph_add", C_RT, H_NONE, NO_RT, 3, -ESHUTDOWN, R),
+    ROWF(gadd_bad, gadd, "weft_graph_add", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gadd_stale, gadd, "weft_graph_add", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gadd_none, gadd, "weft_graph_add", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gadd_spec, "weft_graph_add", C_SIZE, H_NONE, RUN, NBADSPEC, -EINVAL, M),
+    ROW(gadd_name, "weft_graph_add", C_SIZE, H_NONE, RUN, 2, -ENAMETOOLONG, M),
+    ROW(gadd_exists, "weft_graph_add", C_STATE, H_NONE, RUN, 2, -EEXIST, M),
+    ROW(gadd_busy, "weft_graph_add", C_STATE, H_NONE, RUN, 2, -EBUSY, M),
+    ROW(gadd_stopping, "weft_graph_add", C_RT, H_NONE, STOPPING, 3, -ECANCELED, R),
+    ROW(gadd_limits, "weft_graph_add", C_SIZE, H_NONE, RUN, 8, 0, R),
+    ROWF(gconnect_bad, gconnect, "weft_graph_connect", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gconnect_stale, gconnect, "weft_graph_connect", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gconnect_none, gconnect, "weft_graph_connect", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gconnect_einval, "weft_graph_connect", C_SIZE, H_NONE, LIVE, 15, -EINVAL, M),
+    ROW(gconnect_isconn, "weft_graph_connect", C_STATE, H_NONE, LIVE, 3, -EISCONN, M),
+    ROW(gconnect_size, "weft_graph_connect", C_SIZE, H_NONE, LIVE, 2, -EMSGSIZE, M),
+    ROW(gconnect_big, "weft_graph_connect", C_SIZE, H_NONE, LIVE, 3, -E2BIG, M),
+    ROW(gconnect_busy, "weft_graph_connect", C_STATE, H_NONE, LIVE, 2, -EBUSY, M),
+    ROW(gconnect_limits, "weft_graph_connect", C_SIZE, H_NONE, RUN, 4, 0, R),
+    ROWF(gvalidate_bad, gvalidate, "weft_graph_validate", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gvalidate_stale, gvalidate, "weft_graph_validate", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gvalidate_none, gvalidate, "weft_graph_validate", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gvalidate_null, "weft_graph_validate", C_NULL, H_NONE, LIVE, 3, -ENOTCONN, R),
+    ROW(gvalidate_why, "weft_graph_validate", C_SIZE, H_NONE, LIVE, 70, -ENOTCONN, R),
+    ROW(gvalidate_empty, "weft_graph_validate", C_STATE, H_NONE, LIVE, 1, -EINVAL, R),
+    ROW(gvalidate_cycle, "weft_graph_validate", C_STATE, H_NONE, LIVE, 1, -EDEADLK, R),
+    ROW(gvalidate_ok, "weft_graph_validate", C_STATE, H_NONE, LIVE, 4, 0, R),
+    ROWF(gdot_bad, gdot, "weft_graph_dot", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gdot_stale, gdot, "weft_graph_dot", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gdot_none, gdot, "weft_graph_dot", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gdot_null, "weft_graph_dot", C_NULL, H_NONE, LIVE, 6, -EINVAL, M),
+    ROWF(gdot_null_none, gdot_null, "weft_graph_dot", C_RT, H_NONE, NO_RT, 6, -ESHUTDOWN, R),
+    ROW(gdot_len0, "weft_graph_dot", C_SIZE, H_NONE, LIVE, 2, 0, R),
+    ROW(gdot_truncate, "weft_graph_dot", C_SIZE, H_NONE, LIVE, 6, 0, R),
+    ROWF(grun_bad, grun, "weft_graph_run", C_BAD, H_GRAPH, LIVE, 2, -EBADF, M),
+    ROWF(grun_stale, grun, "weft_graph_run", C_STALE, H_GRAPH, LIVE, 2, -EBADF, M),
+    ROWF(grun_none, grun, "weft_graph_run", C_RT, H_GRAPH, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(grun_twice, "weft_graph_run", C_STATE, H_NONE, LIVE, 4, -EALREADY, M),
+    ROW(grun_loose, "weft_graph_run", C_STATE, H_NONE, LIVE, 2, -ENOTCONN, R),
+    ROW(grun_empty, "weft_graph_run", C_STATE, H_NONE, LIVE, 2, -EINVAL, R),
+    ROW(grun_cycle, "weft_graph_run", C_STATE, H_NONE, LIVE, 2, -EDEADLK, R),
+    ROW(grun_stopping, "weft_graph_run", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(gwait_bad, gwait, "weft_graph_wait", C_BAD, H_GRAPH, LIVE, 2, -EBADF, M),
+    ROWF(gwait_stale, gwait, "weft_graph_wait", C_STALE, H_GRAPH, LIVE, 2, -EBADF, M),
+    ROWF(gwait_none, gwait, "weft_graph_wait", C_RT, H_GRAPH, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(gwait_not_run, "weft_graph_wait", C_STATE, H_NONE, LIVE, 8, -EINVAL, M),
+    ROW(gwait_running, "weft_graph_wait", C_STATE, H_NONE, RUN, 2, -EAGAIN, R),
+    ROWF(gwait_running_stopping, gwait_running, "weft_graph_wait", C_RT, H_NONE, STOPPING, 1, -EAGAIN, R),
+    ROW(gwait_blocking, "weft_graph_wait", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(gwait_ended, "weft_graph_wait", C_STATE, H_NONE, LIVE, 2, 0, R),
+    ROWF(gwait_node_bad, gwait_node, "weft_graph_wait_node", C_BAD, H_GRAPH, LIVE, 2, -EBADF, M),
+    ROWF(gwait_node_stale, gwait_node, "weft_graph_wait_node", C_STALE, H_GRAPH, LIVE, 2, -EBADF, M),
+    ROWF(gwait_node_none, gwait_node, "weft_graph_wait_node", C_RT, H_GRAPH, NO_RT, 2, -ESHUTDOWN, R),
+    ROW(gwait_node_not_run, "weft_graph_wait_node", C_STATE, H_NONE, LIVE, 4, -EINVAL, M),
+    ROW(gwait_node_range, "weft_graph_wait_node", C_SIZE, H_NONE, LIVE, 9, -EINVAL, M),
+    ROW(gwait_node_running, "weft_graph_wait_node", C_STATE, H_NONE, RUN, 2, -EAGAIN, R),
+    ROWF(gwait_node_running_stopping, gwait_node_running, "weft_graph_wait_node", C_RT, H_NONE,
+         STOPPING, 1, -EAGAIN, R),
+    ROW(gwait_node_blocking, "weft_graph_wait_node", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(gwait_node_ended, "weft_graph_wait_node", C_STATE, H_NONE, LIVE, 4, 0, R),
+    ROW(in_actor_graph, "weft_graph_wait, weft_graph_wait_node", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(in_actor_graph_works, "weft_graph_*", C_CTX, H_NONE, RUN, 1, 0, R),
+    ROWF(gcancel_bad, gcancel, "weft_graph_cancel", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gcancel_stale, gcancel, "weft_graph_cancel", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gcancel_none, gcancel, "weft_graph_cancel", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gcancel_not_run, "weft_graph_cancel", C_STATE, H_NONE, LIVE, 4, -EINVAL, M),
+    ROW(gcancel_ended, "weft_graph_cancel", C_STATE, H_NONE, LIVE, 1, 0, R),
+    ROW(gcancel_running, "weft_graph_cancel", C_STATE, H_NONE, RUN, 2, -ECANCELED, R),
+    ROWF(gstats_bad, gstats, "weft_graph_get_stats", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gstats_stale, gstats, "weft_graph_get_stats", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(gstats_none, gstats, "weft_graph_get_stats", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(gstats_null, "weft_graph_get_stats", C_NULL, H_NONE, LIVE, 4, -EINVAL, M),
+    ROWF(gstats_null_none, gstats_null, "weft_graph_get_stats", C_RT, H_NONE, NO_RT, 4, -ESHUTDOWN, R),
+    ROW(gstats_not_run, "weft_graph_get_stats", C_STATE, H_NONE, LIVE, 2, -EINPROGRESS, R),
+    ROWF(grelease_bad, grelease, "weft_graph_release", C_BAD, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(grelease_stale, grelease, "weft_graph_release", C_STALE, H_GRAPH, LIVE, 1, -EBADF, M),
+    ROWF(grelease_none, grelease, "weft_graph_release", C_RT, H_GRAPH, NO_RT, 1, -ESHUTDOWN, R),
+    ROW(grelease_running, "weft_graph_release", C_STATE, H_NONE, LIVE, 1, -EBUSY, M),
+    ROW(grelease_twice, "weft_graph_release", C_STATE, H_NONE, RUN, 3, -EBADF, M),
+    ROW(node_null_io, "weft_node_recv, weft_node_recv_any, weft_node_send", C_NULL, H_NONE, ANY, 6,
+        -EINVAL, M),
+    ROW(in_node_null, "weft_node_recv, weft_node_recv_any, weft_node_send", C_NULL, H_NONE, RUN, 8,
+        -EINVAL, M),
+    ROW(in_node_port, "weft_node_recv, weft_node_send", C_SIZE, H_NONE, RUN, 6, -EINVAL, M),
+    ROW(in_node_empty, "weft_node_recv, weft_node_recv_any", C_STATE, H_NONE, RUN, 4, -ETIMEDOUT, R),
+    ROW(in_node_full, "weft_node_send", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(in_node_roundtrip, "weft_node_recv, weft_node_recv_any, weft_node_send", C_STATE, H_NONE, RUN,
+        2, 0, R),
     /* diagnostics */
     ROW(dump_bad_fd, "weft_dump", C_BAD, H_NONE, RUN | STOP_PROC, 6, -EBADF, R),
     ROW(dump_ok, "weft_dump", C_RT, H_NONE, RUN, 1, 0, R),
@@ -3000,6 +3954,101 @@ static void fx_build_dataflow(struct fx *f)
     hl_add(&f->stale_st, neu);
 }
 
+/* The dataflow graphs of the fixture (see struct fx), and stale graph
+ * handles: one whose slot a new graph took, one whose slot is free. */
+static void fx_build_graphs(struct fx *f)
+{
+    f->node_jobs = make_chan(sizeof(struct node_job), 1);
+    f->node_out = make_chan(sizeof(int), 1);
+    weft_node n = -1;
+    weft_node_spec s;
+
+    /* Loose: src -> map; map's output, wide's and sink's inputs loose. */
+    CHECK_RC(weft_graph_make(&f->g_build, "fx-build"), 0);
+    s = node_spec(WEFT_NODE_SOURCE, "src");
+    CHECK_RC(weft_graph_add(f->g_build, &s, &n), 0);
+    s = node_spec(WEFT_NODE_MAP, "map");
+    CHECK_RC(weft_graph_add(f->g_build, &s, &n), 0);
+    s = node_spec(WEFT_NODE_SINK, "wide");
+    s.in_size[0] = 8;
+    CHECK_RC(weft_graph_add(f->g_build, &s, &n), 0);
+    s = node_spec(WEFT_NODE_SINK, "sink");
+    CHECK_RC(weft_graph_add(f->g_build, &s, &n), 0);
+    CHECK(n == 3, "g_build's fourth node is %d", n);
+    CHECK_RC(weft_graph_connect(f->g_build, 0, 0, 1, 0, 2), 0);
+
+    /* Valid, never run; the spares likewise. */
+    f->g_ready = temp_graph("fx-ready", true, g_nop);
+    CHECK(f->g_ready != 0, "g_ready");
+    for (int i = 0; i < 4; i++) {
+        f->g_spare[i] = temp_graph("fx-spare", true, g_nop);
+        CHECK(f->g_spare[i] != 0, "g_spare");
+    }
+    CHECK_RC(weft_graph_make(&f->g_empty, "fx-empty"), 0);
+
+    /* Two maps joined both ways by rendezvous edges. */
+    CHECK_RC(weft_graph_make(&f->g_cycle, "fx-cycle"), 0);
+    s = node_spec(WEFT_NODE_MAP, "ping");
+    CHECK_RC(weft_graph_add(f->g_cycle, &s, NULL), 0);
+    s = node_spec(WEFT_NODE_MAP, "pong");
+    CHECK_RC(weft_graph_add(f->g_cycle, &s, NULL), 0);
+    CHECK_RC(weft_graph_connect(f->g_cycle, 0, 0, 1, 0, 0), 0);
+    CHECK_RC(weft_graph_connect(f->g_cycle, 1, 0, 0, 0, 0), 0);
+
+    /* Ran to its end: 3 values from src to snk. */
+    f->g_count = 0;
+    weft_graph g = temp_graph("fx-ended", false, NULL);
+    CHECK(g != 0, "g_ended");
+    s = node_spec(WEFT_NODE_SOURCE, "src");
+    s.fn = g_src3;
+    s.state = &f->g_count;
+    CHECK_RC(weft_graph_add(g, &s, NULL), 0);
+    s = node_spec(WEFT_NODE_SINK, "snk");
+    CHECK_RC(weft_graph_add(g, &s, NULL), 0);
+    CHECK_RC(weft_graph_connect(g, 0, 0, 1, 0, 1), 0);
+    CHECK_RC(weft_graph_run(g, WEFT_FOREVER), 0);
+    CHECK_RC(weft_graph_wait(g, WEFT_FOREVER), 0);
+    f->g_ended = g;
+
+    /* Running: the custom node "loop", its output joined to its input. */
+    CHECK_RC(weft_graph_make(&f->g_run, "fx-run"), 0);
+    s = node_spec(WEFT_NODE_CUSTOM, "loop");
+    s.body = fx_node_body;
+    s.state = f;
+    CHECK_RC(weft_graph_add(f->g_run, &s, NULL), 0);
+    CHECK_RC(weft_graph_connect(f->g_run, 0, 0, 0, 0, 1), 0);
+    CHECK_RC(weft_graph_run(f->g_run, WEFT_FOREVER), 0);
+
+    /* A graph's slot taken by a graph (one without nodes: its blocks are
+     * freed after its slot, so the next graph's slot is the same one). */
+    weft_graph old = 0, neu = 0;
+    CHECK_RC(weft_graph_make(&old, "old"), 0);
+    for (int i = 0; i < 8; i++) {
+        CHECK_RC(weft_graph_release(old), 0);
+        CHECK_RC(weft_graph_make(&neu, "fx-fresh"), 0);
+        if (SLOT(neu) == SLOT(old))
+            break;
+        old = neu;
+    }
+    CHECK(SLOT(neu) == SLOT(old), "no graph took a released graph's slot");
+    hl_add(&f->stale_g, old);
+    f->g_fresh = neu;
+    s = node_spec(WEFT_NODE_CUSTOM, "fresh");
+    s.inputs = s.outputs = 0;
+    CHECK_RC(weft_graph_add(f->g_fresh, &s, NULL), 0);
+    /* Released, the slot not (yet) reused. */
+    CHECK_RC(weft_graph_make(&old, "gone"), 0);
+    CHECK_RC(weft_graph_release(old), 0);
+    hl_add(&f->stale_g, old);
+
+    weft_graph gs[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle, f->g_fresh, f->g_ended, f->g_run};
+    for (int i = 0; i < NGRAPHS; i++) {
+        f->g_dotlen[i] = weft_graph_dot(gs[i], f->g_dot[i], sizeof f->g_dot[i]);
+        CHECK(f->g_dotlen[i] > 0 && (size_t)f->g_dotlen[i] < sizeof f->g_dot[i], "DOT of graph %d: %d",
+              i, f->g_dotlen[i]);
+    }
+}
+
 /* Builds the objects. Runs as a process pinned to worker 0, so that a slot
  * freed here is the next one handed out here (the worker's free-slot cache
  * is last in, first out); each reuse is checked, and retried if another
@@ -3144,35 +4193,48 @@ static void fx_build(struct fx *f)
     }
 
     fx_build_dataflow(f);
+    fx_build_graphs(f);
 
     /* Never valid: forged values, and live handles of the other types. */
     add_forged(&f->bad_ch, f->live);
     add_forged(&f->bad_pid, f->peer);
     add_forged(&f->bad_dv, f->dv_bound);
     add_forged(&f->bad_st, f->st);
+    add_forged(&f->bad_g, f->g_build);
     weft_pid pids[] = {f->peer, f->fresh_pid, f->chan_pid, f->detached, f->actor, f->sup};
     weft_chan chans[] = {f->live, f->gate, f->fresh, f->pid_chan, f->rv, f->closed, f->actor_out};
     weft_dvar dvars[] = {f->dv_bound, f->dv_free, f->dv_fresh};
     weft_stream streams[] = {f->st, f->st_r, f->st_q, f->st_empty, f->st_closed, f->st_fresh};
+    weft_graph graphs[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle, f->g_fresh, f->g_ended, f->g_run};
     for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++) {
         hl_add(&f->bad_ch, pids[i]);
         hl_add(&f->bad_dv, pids[i]);
         hl_add(&f->bad_st, pids[i]);
+        hl_add(&f->bad_g, pids[i]);
     }
     for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
         hl_add(&f->bad_pid, chans[i]);
         hl_add(&f->bad_dv, chans[i]);
         hl_add(&f->bad_st, chans[i]);
+        hl_add(&f->bad_g, chans[i]);
     }
     for (size_t i = 0; i < sizeof dvars / sizeof dvars[0]; i++) {
         hl_add(&f->bad_ch, dvars[i]);
         hl_add(&f->bad_pid, dvars[i]);
         hl_add(&f->bad_st, dvars[i]);
+        hl_add(&f->bad_g, dvars[i]);
     }
     for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
         hl_add(&f->bad_ch, streams[i]);
         hl_add(&f->bad_pid, streams[i]);
         hl_add(&f->bad_dv, streams[i]);
+        hl_add(&f->bad_g, streams[i]);
+    }
+    for (size_t i = 0; i < sizeof graphs / sizeof graphs[0]; i++) {
+        hl_add(&f->bad_ch, graphs[i]);
+        hl_add(&f->bad_pid, graphs[i]);
+        hl_add(&f->bad_dv, graphs[i]);
+        hl_add(&f->bad_st, graphs[i]);
     }
 }
 
@@ -3212,6 +4274,8 @@ static void fx_start(struct fx *f, unsigned ctx, const struct fx *prev)
         hl_cat(&f->stale_dv, &prev->stale_dv);
         hl_cat(&f->stale_st, &prev->dead_st);
         hl_cat(&f->stale_st, &prev->stale_st);
+        hl_cat(&f->stale_g, &prev->dead_g);
+        hl_cat(&f->stale_g, &prev->stale_g);
         hl_cat(&f->old_pid, &prev->dead_pid);
         hl_cat(&f->old_pid, &prev->ended_pid);
     }
@@ -3236,6 +4300,11 @@ static void fx_collect_dead(struct fx *f)
         hl_add(&f->dead_dv, dvars[i]);
     for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++)
         hl_add(&f->dead_st, streams[i]);
+    f->dead_g.n = 0;
+    weft_graph graphs[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle, f->g_fresh, f->g_ended,
+                           f->g_run, f->g_spare[0], f->g_spare[1], f->g_spare[2], f->g_spare[3]};
+    for (size_t i = 0; i < sizeof graphs / sizeof graphs[0]; i++)
+        hl_add(&f->dead_g, graphs[i]);
 }
 
 /* The fixture with no runtime: after a stop every handle it held is dead;
@@ -3251,6 +4320,8 @@ static void fx_no_runtime(struct fx *f, bool after_stop)
     f->bad_ch.n = f->bad_pid.n = f->stale_ch.n = f->stale_pid.n = 0;
     f->dead_ch.n = f->dead_pid.n = f->ended_pid.n = f->old_pid.n = 0;
     f->bad_dv.n = f->stale_dv.n = f->dead_dv.n = f->bad_st.n = f->stale_st.n = f->dead_st.n = 0;
+    f->bad_g.n = f->stale_g.n = f->dead_g.n = 0;
+    add_forged(&f->bad_g, 0);
     add_forged(&f->bad_dv, 0);
     add_forged(&f->bad_st, 0);
     add_forged(&f->bad_ch, 0);
@@ -3288,6 +4359,37 @@ static void fx_check_dataflow(struct fx *f)
              "read %d gave %#x, back %d, len %d; in the reused slot read %d gave %#x, back %d; "
              "empty len %d; closed write %d len %d", cur, rc[0], rc[1], rc[2], a, rc[3], rc[4], b,
              rc[5], rc[6], rc[7], c, rc[8], rc[9], rc[10], rc[11]);
+}
+
+/* The graphs are as built: the same DOT text, validation, result and
+ * counts; the running one still runs and its loop edge is empty. */
+static void fx_check_graphs(struct fx *f)
+{
+    static const int valid[NGRAPHS] = {-ENOTCONN, 0, -EINVAL, -EDEADLK, 0, 0, 0};
+    weft_graph gs[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle, f->g_fresh, f->g_ended, f->g_run};
+    for (int i = 0; i < NGRAPHS; i++) {
+        char dot[sizeof f->g_dot[0]];
+        int len = weft_graph_dot(gs[i], dot, sizeof dot);
+        int v = weft_graph_validate(gs[i], NULL, 0);
+        weft_graph_stats st;
+        int s = weft_graph_get_stats(gs[i], &st);
+        bool ended = gs[i] == f->g_ended;
+        if (len != f->g_dotlen[i] || strcmp(dot, f->g_dot[i]) != 0 || v != valid[i] || s ||
+            st.result != (ended ? 0 : -EINPROGRESS) || st.failed_node != -1 || st.failed_name[0] ||
+            st.emitted != (ended ? 3u : 0u) || st.consumed != (ended ? 3u : 0u) || st.dropped)
+            fail("%s: graph %d changed: DOT %d bytes (%d before), validate %d, stats %d: result %d, "
+                 "failed node %d, emitted %llu, consumed %llu, dropped %llu", cur, i, len,
+                 f->g_dotlen[i], v, s, st.result, st.failed_node, (unsigned long long)st.emitted,
+                 (unsigned long long)st.consumed, (unsigned long long)st.dropped);
+    }
+    int rc[4];
+    rc[0] = weft_graph_wait(f->g_ended, 0);
+    rc[1] = weft_graph_wait(f->g_run, 0);
+    rc[2] = weft_graph_wait_node(f->g_run, 0, 0);
+    rc[3] = f->ctx & RUN ? in_node(f, n_edge_empty, 0, 0) : -ETIMEDOUT;
+    if (rc[0] || rc[1] != -EAGAIN || rc[2] != -EAGAIN || rc[3] != -ETIMEDOUT)
+        fail("%s: a graph's run changed: the ended one's wait %d, the running one's %d, its node's %d, "
+             "its loop edge %d", cur, rc[0], rc[1], rc[2], rc[3]);
 }
 
 /* Nothing the probe should not have touched has changed. */
@@ -3341,6 +4443,7 @@ static void fx_check(struct fx *f)
     if (rc[0] != WEFT_NAME_MAX - 1)
         fail("%s: weft_proc_name(peer) %d", cur, rc[0]);
     fx_check_dataflow(f);
+    fx_check_graphs(f);
     /* The actor layer: the actor took no stray message (one sent just now
      * may still be on its way: fx_end waits for them), nor did the probing
      * process, which traps no exits; no probe result is left over. */
@@ -3455,6 +4558,25 @@ static void fx_end(struct fx *f)
         CHECK_RC(weft_stream_release(streams[i]), 0);
         CHECK_RC(weft_stream_release(streams[i]), -EBADF);
     }
+    /* The running graph ends with its node's body (its jobs closed). The
+     * run drops its own reference just after the end that the wait sees,
+     * so a second release of g_run could take that one: it is released
+     * once. */
+    CHECK_RC(weft_chan_close(f->node_jobs), 0);
+    CHECK_RC(weft_graph_wait(f->g_run, WEFT_FOREVER), 0);
+    CHECK_RC(weft_graph_wait_node(f->g_run, 0, WEFT_FOREVER), 0);
+    CHECK_RC(weft_graph_release(f->g_run), 0);
+    weft_graph graphs[] = {f->g_build, f->g_ready, f->g_empty, f->g_cycle, f->g_fresh, f->g_ended,
+                           f->g_spare[0], f->g_spare[1], f->g_spare[2], f->g_spare[3]};
+    for (size_t i = 0; i < sizeof graphs / sizeof graphs[0]; i++) {
+        CHECK_RC(weft_graph_release(graphs[i]), 0);
+        CHECK_RC(weft_graph_release(graphs[i]), -EBADF);
+    }
+    weft_chan node_chans[] = {f->node_jobs, f->node_out};
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_RC(weft_chan_release(node_chans[i]), 0);
+        CHECK_RC(weft_chan_release(node_chans[i]), -EBADF);
+    }
 }
 
 /* ---- running the table ------------------------------------------------------------------- */
@@ -3484,6 +4606,7 @@ static const struct hlist *handles_for(struct fx *f, const struct probe *r)
     case H_CHAN: bad = &f->bad_ch, stale = &f->stale_ch, dead = &f->dead_ch; break;
     case H_DVAR: bad = &f->bad_dv, stale = &f->stale_dv, dead = &f->dead_dv; break;
     case H_STREAM: bad = &f->bad_st, stale = &f->stale_st, dead = &f->dead_st; break;
+    case H_GRAPH: bad = &f->bad_g, stale = &f->stale_g, dead = &f->dead_g; break;
     default: bad = &f->bad_pid, stale = &f->stale_pid, dead = &f->dead_pid; break;
     }
     if (r->col == C_BAD)
@@ -3651,6 +4774,7 @@ static void from_thread(unsigned workers)
     weft_spawn_opts_init(&o);
     o.detached = 1;
     o.stack_size = STACK;
+    atomic_store(&node_hold, 1); /* g_run keeps running through the shutdown */
     ASSERT_OK(weft_spawn(NULL, holdout, &fx, &o));
     int rc;
     int64_t limit = weft_now() + 30000 * MS;
@@ -3662,6 +4786,7 @@ static void from_thread(unsigned workers)
     fx.ctx = STOP_THREAD;
     run_probes(&fx);
     atomic_store(&holdout_release, 1);
+    atomic_store(&node_hold, 0);
     ASSERT_OK(weft_stop(WEFT_FOREVER));
 
     fx_no_runtime(&fx, true);
@@ -3813,6 +4938,43 @@ Test(misuse, chan_retain_past_the_reference_count_limit, .timeout = 120)
 {
     unsetenv("WEFT_STRICT");
     run_at_workers(1, retain_many_main, NULL);
+}
+
+/* WEFT_GRAPH_NODES_MAX nodes, then one more: -E2BIG (not misuse), the graph
+ * unchanged. Not a row of the matrix: each node's result is a dataflow
+ * variable, and 4096 of them take handle-table slots that the forged
+ * handles count on being unused. */
+static intptr_t graph_full_main(void *arg)
+{
+    weft_graph g = temp_graph("full", false, NULL);
+    CHECK(g != 0, "temp_graph");
+    char name[16];
+    int rc = 0;
+    for (int i = 0; i < WEFT_GRAPH_NODES_MAX && rc == 0; i++) {
+        snprintf(name, sizeof name, "n%d", i);
+        weft_node_spec s = node_spec(WEFT_NODE_SINK, name);
+        weft_node n = -1;
+        rc = weft_graph_add(g, &s, &n);
+        if (rc == 0 && n != i)
+            rc = TOUCHED;
+    }
+    if (rc == 0) {
+        weft_node_spec s = node_spec(WEFT_NODE_SINK, "one-more");
+        rc = add_untouched(g, &s);
+    }
+    CHECK_RC(rc, -E2BIG);
+    char why[64];
+    CHECK_RC(weft_graph_validate(g, why, sizeof why), -ENOTCONN);
+    CHECK(strstr(why, "'n0'") != NULL, "validate: %s", why);
+    CHECK(weft_graph_dot(g, NULL, 0) > 0, "dot of the full graph");
+    CHECK_RC(weft_graph_release(g), 0);
+    return 0;
+}
+
+Test(misuse, graph_add_past_the_node_limit, .timeout = 120)
+{
+    unsetenv("WEFT_STRICT");
+    run_at_workers(1, graph_full_main, NULL);
 }
 
 /* ---- WEFT_STRICT=1 ------------------------------------------------------------------------ */
