@@ -530,3 +530,123 @@ int weft_chan_cap(weft_chan ch)
 {
     WEFT__FROM_ANYWHERE(chan_query(ch, true));
 }
+
+/* ---- batches (the dataflow layer's edges) ---------------------------------------------- */
+
+/* Takes what c holds now, up to max elements, into dst, c locked: the
+ * buffered ones first, each slot refilled from a waiting sender (a waiting
+ * sender means a full buffer), then those of senders waiting on a
+ * rendezvous channel. The senders served are claimed and listed in *woken
+ * for wake_all after the unlock. Returns how many were taken. */
+static unsigned take_batch(struct weft__chan *c, unsigned char *dst, unsigned max,
+                           struct weft__chan_op **woken)
+{
+    size_t n = c->elem_size;
+    unsigned got = 0;
+    while (got < max) {
+        struct weft__chan_op *s;
+        if (c->count > 0) {
+            copy_elem(dst + got * n, slot(c, c->head), n);
+            if ((s = opq_claim(&c->sendq))) {
+                copy_elem(slot(c, c->head), s->buf, n);
+                s->next = *woken;
+                *woken = s;
+            } else {
+                __atomic_store_n(&c->count, c->count - 1, __ATOMIC_RELAXED);
+            }
+            if (++c->head == c->cap)
+                c->head = 0;
+        } else if ((s = opq_claim(&c->sendq))) {
+            copy_elem(dst + got * n, s->buf, n);
+            s->next = *woken;
+            *woken = s;
+        } else {
+            break;
+        }
+        got++;
+    }
+    return got;
+}
+
+/* Puts elements of src into c, c locked: to waiting receivers first, then
+ * into the buffer while it has room. Returns how many were put. */
+static unsigned put_batch(struct weft__chan *c, const unsigned char *src, unsigned count,
+                          struct weft__chan_op **woken)
+{
+    size_t n = c->elem_size;
+    unsigned put = 0;
+    struct weft__chan_op *r;
+    while (put < count && (r = opq_claim(&c->recvq))) {
+        copy_elem(r->buf, src + put * n, n);
+        r->next = *woken;
+        *woken = r;
+        put++;
+    }
+    while (put < count && c->count < c->cap) {
+        uint32_t tail = c->head + c->count;
+        if (tail >= c->cap)
+            tail -= c->cap;
+        copy_elem(slot(c, tail), src + put * n, n);
+        __atomic_store_n(&c->count, c->count + 1, __ATOMIC_RELAXED);
+        put++;
+    }
+    return put;
+}
+
+int weft__chan_recv_batch(weft_chan ch, void *dst, size_t size, unsigned max, int64_t deadline)
+{
+    weft__det_point();
+    struct weft__worker *worker = weft__worker_current();
+    struct weft__proc *self = worker ? worker->current : NULL;
+    struct weft__chan *c = weft__chan_find(ch);
+    if (!c || !self)
+        return c ? weft_chan_recv(ch, dst, size, deadline) : -EBADF;
+    weft__kill_check(self);
+    weft__spin_lock(&c->lock);
+    int err = weft__chan_check(c, ch, size);
+    if (err) {
+        weft__spin_unlock(&c->lock);
+        return err;
+    }
+    note_user(c, self->pid);
+    struct weft__chan_op *woken = NULL;
+    unsigned got = take_batch(c, dst, max, &woken);
+    weft__spin_unlock(&c->lock);
+    wake_all(woken, 0);
+    if (got)
+        return (int)got;
+    err = weft_chan_recv(ch, dst, size, deadline); /* waits for one */
+    return err ? err : 1;
+}
+
+int weft__chan_send_batch(weft_chan ch, const void *src, size_t size, unsigned count,
+                          unsigned *sent, int64_t deadline)
+{
+    const unsigned char *from = src;
+    *sent = 0;
+    weft__det_point();
+    struct weft__chan *c = weft__chan_find(ch);
+    if (!c)
+        return -EBADF;
+    while (*sent < count) {
+        weft__spin_lock(&c->lock);
+        int err = weft__chan_check(c, ch, size);
+        if (!err && c->closed)
+            err = -EPIPE;
+        if (err) {
+            weft__spin_unlock(&c->lock);
+            return err;
+        }
+        struct weft__chan_op *woken = NULL;
+        *sent += put_batch(c, from + *sent * size, count - *sent, &woken);
+        weft__spin_unlock(&c->lock);
+        wake_all(woken, 0);
+        if (*sent == count)
+            break;
+        /* No room: wait to send the next one, then try a batch again. */
+        if ((err = weft_chan_send(ch, from + *sent * size, size, deadline)) != 0)
+            return err;
+        ++*sent;
+    }
+    return 0;
+}

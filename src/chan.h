@@ -85,6 +85,15 @@ void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op);
 void weft__chan_disarm(struct weft__chan *c, bool send, struct weft__chan_op *op);
 /* Closes ch for its owner's end (no misuse report): 0, -EPIPE, -EBADF. */
 int weft__chan_close_quiet(weft_chan ch);
+/* Batches, for the dataflow layer's edges (from a process): receives what
+ * ch holds now, up to max elements, into dst, or waits until the deadline
+ * for one; returns how many (>= 1), or weft_chan_recv's errors. Sends the
+ * count elements at src in order, as many per lock hold as fit, waiting for
+ * room as weft_chan_send does; returns 0, or its error with *sent telling
+ * how many went before it. */
+int weft__chan_recv_batch(weft_chan ch, void *dst, size_t size, unsigned max, int64_t deadline);
+int weft__chan_send_batch(weft_chan ch, const void *src, size_t size, unsigned count,
+                          unsigned *sent, int64_t deadline);
 /* Frees every channel block (runtime stop). */
 void weft__chan_pool_term(void);
 

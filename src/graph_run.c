@@ -28,7 +28,13 @@
 
 #include "graph.h"
 
-enum role { ROLE_FIRE, ROLE_DISPATCH, ROLE_WORKER, ROLE_REORDER, ROLE_CUSTOM };
+enum role { ROLE_FIRE, ROLE_STREAM, ROLE_DISPATCH, ROLE_WORKER, ROLE_REORDER, ROLE_CUSTOM };
+
+/* A streamed node (one process, at most one input) moves up to BATCH_MAX
+ * values per channel operation, within BATCH_BYTES per port: one lock hold
+ * and one wake-up per batch instead of per value, which is what a value
+ * crossing cores costs most. */
+enum { BATCH_MAX = 64, BATCH_BYTES = 16 * 1024 };
 
 /* What a firing emits. */
 enum { EMIT_NONE = -1, EMIT_ALL = -2 }; /* >= 0: only that output */
@@ -56,6 +62,14 @@ struct weft_node_io {
     unsigned next_split;        /* SPLIT without fn: the next output */
     uint64_t emitted, consumed, dropped; /* flushed to the graph at its end */
     weft_case cases[WEFT_NODE_PORTS_MAX]; /* MERGE and weft_node_recv_any */
+    struct weft__proc *self;    /* its process */
+    unsigned batch;             /* values moved per channel operation (streamed) */
+    unsigned staged;            /* values staged in all (streamed) */
+    uint32_t firing;            /* streamed: firings so far (wrapping) */
+    unsigned pending[WEFT_NODE_PORTS_MAX]; /* values staged per output */
+    uint32_t *staged_by[WEFT_NODE_PORTS_MAX]; /* the firing of each staged value */
+    unsigned char *in_batch;    /* streamed: the values taken from input 0 */
+    unsigned char *out_batch[WEFT_NODE_PORTS_MAX]; /* streamed: staged outputs */
     unsigned char *item;        /* dispatcher and workers: one packed item */
     unsigned char *slots;       /* reorderer: 2 * parallel items */
     size_t size;                /* of this block */
@@ -312,6 +326,160 @@ static intptr_t run_fire(struct weft_node_io *io)
     return finish(io, 0);
 }
 
+/* ---- streamed nodes: batches in, batches out ------------------------------------- */
+
+/* A port's send failed with err after sent of its staged values: they
+ * are dropped. false: the process should end (the graph is stopped); else
+ * the next node has ended and the port is closed to this node. */
+static bool port_failed(struct weft_node_io *io, unsigned j, unsigned sent, int err)
+{
+    io->dropped += io->pending[j] - sent;
+    if (err != -EPIPE || stopped(io->g))
+        return false;
+    io->out_open[j] = false;
+    io->outputs_open--;
+    return true;
+}
+
+/* Sends the staged outputs, as many per lock hold as fit. Where a port has
+ * no room, it waits to send only the staged value that a node sending one
+ * value at a time would have been blocked on: the one of the earliest
+ * firing (the first port among equals). So batching adds no wait that
+ * sending one value at a time would not have: a broadcast feeding both
+ * inputs of a join through small edges still moves. false: the process
+ * should end (the graph is stopped, or every output has ended). */
+static bool flush(struct weft_node_io *io)
+{
+    const weft_node_spec *s = &io->n->spec;
+    unsigned sent[WEFT_NODE_PORTS_MAX] = {0};
+    bool go = true;
+    io->self->before_block = NULL;
+    while (go && io->staged) {
+        int first = -1;
+        for (unsigned j = 0; j < s->outputs && go; j++) {
+            unsigned put;
+            if (sent[j] == io->pending[j])
+                continue;
+            int err = weft__chan_send_batch(io->out[j], io->out_batch[j] + sent[j] * s->out_size[j],
+                                            s->out_size[j], io->pending[j] - sent[j], &put, 0);
+            sent[j] += put;
+            if (err && err != -ETIMEDOUT) {
+                go = port_failed(io, j, sent[j], err);
+                sent[j] = io->pending[j];
+            }
+            if (sent[j] < io->pending[j] &&
+                (first < 0 || (int32_t)(io->staged_by[j][sent[j]] -
+                                        io->staged_by[first][sent[first]]) < 0))
+                first = (int)j;
+        }
+        if (!go || first < 0)
+            break;
+        unsigned j = (unsigned)first;
+        int err = weft_chan_send(io->out[j], io->out_batch[j] + sent[j] * s->out_size[j],
+                                 s->out_size[j], WEFT_FOREVER);
+        if (err) {
+            go = port_failed(io, j, sent[j], err);
+            sent[j] = io->pending[j];
+        } else {
+            sent[j]++;
+        }
+    }
+    for (unsigned j = 0; j < s->outputs; j++) {
+        if (sent[j] < io->pending[j])
+            io->dropped += io->pending[j] - sent[j];
+        io->pending[j] = 0;
+    }
+    io->staged = 0;
+    return go && (io->outputs_open > 0 || s->outputs == 0);
+}
+
+static void flush_before_block(void *io)
+{
+    flush(io);
+}
+
+/* Stages what a firing emits (a copy of the input for the kinds that pass
+ * it on, else of what fn wrote); flushes when a port's batch is full. The
+ * node's process sends what it holds before any blocking call it makes, fn's
+ * included (before_block), so a staged value never waits on something else
+ * than its own edge. */
+static bool stage(struct weft_node_io *io, int what)
+{
+    const weft_node_spec *s = &io->n->spec;
+    unsigned first = what >= 0 ? (unsigned)what : 0;
+    unsigned last = what >= 0 ? (unsigned)what + 1 : what == EMIT_ALL ? s->outputs : 0;
+    bool passed_on = s->kind == WEFT_NODE_FILTER || s->kind == WEFT_NODE_SPLIT ||
+                     s->kind == WEFT_NODE_BROADCAST;
+    bool full = false;
+    uint32_t firing = io->firing++;
+    if (s->kind == WEFT_NODE_SOURCE)
+        io->emitted += last - first;
+    for (unsigned j = first; j < last; j++) {
+        if (weft__unlikely(!io->out_open[j])) {
+            io->dropped++;
+            continue;
+        }
+        unsigned k = io->pending[j]++;
+        memcpy(io->out_batch[j] + k * s->out_size[j], passed_on ? io->inp[0] : io->outp[j],
+               s->out_size[j]);
+        io->staged_by[j][k] = firing;
+        full |= k + 1 == io->batch;
+        if (io->staged++ == 0) {
+            io->self->before_block = flush_before_block;
+            io->self->before_block_arg = io;
+        }
+    }
+    return !full || flush(io);
+}
+
+/* The loop of a node of one process and at most one input: take a batch,
+ * fire on each value, stage the outputs, send them as batches. */
+static intptr_t run_stream(struct weft_node_io *io)
+{
+    const weft_node_spec *s = &io->n->spec;
+    intptr_t result = 0;
+    io->self = weft__proc_current();
+    while (1) {
+        unsigned got = io->batch;
+        if (s->inputs) {
+            int r = weft__chan_recv_batch(io->in[0], io->in_batch, s->in_size[0], io->batch,
+                                          WEFT_FOREVER);
+            if (weft__unlikely(r < 0)) {
+                if (r != -EPIPE)
+                    result = r;
+                break;
+            }
+            got = (unsigned)r;
+        }
+        for (unsigned at = 0; at < got; at++) {
+            if (weft__unlikely(stopped(io->g))) {
+                io->dropped += s->inputs ? got - at : 0;
+                goto out;
+            }
+            if (s->inputs)
+                io->inp[0] = io->in_batch + at * s->in_size[0];
+            int what, r = fire(io, 0, &what);
+            if (weft__unlikely(r == WEFT_NODE_END))
+                goto out;
+            if (weft__unlikely(r < 0)) {
+                io->dropped += got - at;
+                intptr_t err = fail(io, r); /* stops the graph: the flush drops */
+                flush(io);
+                return finish(io, err);
+            }
+            if (weft__unlikely(!stage(io, what))) {
+                io->dropped += s->inputs ? got - at - 1 : 0;
+                goto out;
+            }
+        }
+        if (!flush(io))
+            goto out;
+    }
+out:
+    flush(io);
+    return finish(io, result);
+}
+
 /* ---- parallel firings with a dispatcher ------------------------------------------ */
 
 static intptr_t run_dispatch(struct weft_node_io *io)
@@ -512,13 +680,26 @@ static intptr_t node_main(void *arg)
         return run_reorder(io);
     case ROLE_CUSTOM:
         return run_custom(io);
+    case ROLE_STREAM:
+        return run_stream(io);
     default:
         return run_fire(io);
     }
 }
 
-/* A process's block: the io, its input and output values, and the packed
- * items its role handles. */
+/* Values per batch of a streamed node: BATCH_MAX, fewer for large values. */
+static unsigned batch_of(const struct gnode *n)
+{
+    size_t largest = n->spec.inputs ? n->spec.in_size[0] : 1;
+    for (unsigned j = 0; j < n->spec.outputs; j++)
+        if (n->spec.out_size[j] > largest)
+            largest = n->spec.out_size[j];
+    size_t b = BATCH_BYTES / largest;
+    return b < 1 ? 1 : b > BATCH_MAX ? BATCH_MAX : (unsigned)b;
+}
+
+/* A process's block: the io, its input and output values, the packed items
+ * its role handles, and a streamed node's batches. */
 static struct weft_node_io *io_make(struct weft__graph *g, weft_node index, int role)
 {
     struct gnode *n = &g->nodes[index];
@@ -532,11 +713,32 @@ static struct weft_node_io *io_make(struct weft__graph *g, weft_node index, int 
         item = ALIGN16(finished_item_size(n));
         slots = 2 * (size_t)n->spec.parallel * (finished_item_size(n) + 1);
     }
-    size_t size = sizeof(struct weft_node_io) + ALIGN16(values) + item + slots;
+    unsigned batch = role == ROLE_STREAM ? batch_of(n) : 0;
+    size_t batches = 0;
+    if (batch) {
+        batches = n->spec.inputs ? ALIGN16(batch * n->spec.in_size[0]) : 0;
+        for (unsigned j = 0; j < n->spec.outputs; j++)
+            batches += ALIGN16(batch * n->spec.out_size[j]) + ALIGN16(batch * sizeof(uint32_t));
+    }
+    size_t size = sizeof(struct weft_node_io) + ALIGN16(values) + item + slots + batches;
     struct weft_node_io *io = weft__calloc(size);
     if (!io)
         return NULL;
     io->size = size;
+    if (batch) {
+        unsigned char *at = io->buf + ALIGN16(values);
+        io->batch = batch;
+        if (n->spec.inputs) {
+            io->in_batch = at;
+            at += ALIGN16(batch * n->spec.in_size[0]);
+        }
+        for (unsigned j = 0; j < n->spec.outputs; j++) {
+            io->out_batch[j] = at;
+            at += ALIGN16(batch * n->spec.out_size[j]);
+            io->staged_by[j] = (uint32_t *)at;
+            at += ALIGN16(batch * sizeof(uint32_t));
+        }
+    }
     io->g = g;
     io->n = n;
     io->index = index;
@@ -571,6 +773,10 @@ static unsigned roles_of(const struct gnode *n, int *roles, unsigned max)
     if (n->spec.kind == WEFT_NODE_CUSTOM) {
         for (; k < p && k < max; k++)
             roles[k] = ROLE_CUSTOM;
+        return k;
+    }
+    if (p == 1 && n->spec.inputs <= 1 && n->spec.kind != WEFT_NODE_MERGE) {
+        roles[k++] = ROLE_STREAM;
         return k;
     }
     if (!dispatched(n)) {

@@ -654,6 +654,10 @@ struct weft__proc {
     struct weft__actor *acting;        /* [actor] the actor whose handler it runs */
     bool no_block;                     /* [actor] in a handler: waits fail */
     atomic_bool kill_pending;          /* [link] an exit signal ends it */
+    /* [dataflow] run once, then cleared, at the entry of its next blocking
+     * call (a graph node sends what it holds before it may wait) */
+    void (*before_block)(void *arg);
+    void *before_block_arg;
     intptr_t kill_reason;              /* [link] written before kill_pending */
     uint64_t det_priority;             /* [det] PCT priority, 0 until first runnable */
     bool det_queued;                   /* [det] in det.c's runnable set */
@@ -676,12 +680,17 @@ _Noreturn void weft__proc_finish(struct weft__proc *p, intptr_t result);
 /* A process that an exit signal has killed ends here: called by blocking
  * calls when their wait failed with -ECANCELED. */
 void weft__kill_point(void);
-/* At the entry of a blocking call of process p: an exit signal that came
+/* At the entry of a blocking call of process p: its before_block hook runs
+ * (out of line, cleared first, so that blocking calls inside it do not run
+ * it again). Then an exit signal that came
  * while p computed ends it here, also when the call would not need to wait
  * (a process whose mailbox is never empty must still die). One relaxed load;
  * a signal this misses cancels the wait the call may open (wait.c). */
+void weft__before_block(struct weft__proc *p);
 static inline void weft__kill_check(struct weft__proc *p)
 {
+    if (weft__unlikely(p->before_block))
+        weft__before_block(p);
     if (weft__unlikely(atomic_load_explicit(&p->kill_pending, memory_order_relaxed)))
         weft__kill_point();
 }

@@ -249,6 +249,7 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->acting = NULL;
     p->no_block = false;
     atomic_store_explicit(&p->kill_pending, false, memory_order_relaxed);
+    p->before_block = NULL;
     p->kill_reason = 0;
     atomic_store_explicit(&p->waiter.why, WEFT__WHY_NONE, memory_order_relaxed);
     atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,
@@ -552,4 +553,11 @@ int weft__proc_layer_init(void)
 {
     install_hooks();
     return 0;
+}
+
+void weft__before_block(struct weft__proc *p)
+{
+    void (*fn)(void *arg) = p->before_block;
+    p->before_block = NULL;
+    fn(p->before_block_arg);
 }

@@ -488,6 +488,73 @@ Test(graph, a_custom_node_moves_values_itself, .timeout = 30)
     run_1_and_2(custom_main, NULL);
 }
 
+/* ---- a node sends what it holds before it waits ------------------------------------------- */
+
+/* A request and its answer through the graph: the source reads requests
+ * from a channel that the driver fills only after the answer to the last
+ * one came out of the sink. Nodes send in batches, but never hold a value
+ * while they wait, or this would stall after the first request. */
+struct echo {
+    weft_chan requests, answers;
+};
+
+static int read_request(void *state, const void *const *in, void *const *out)
+{
+    struct echo *e = state;
+    int err = weft_chan_recv(e->requests, out[0], I64, WEFT_FOREVER);
+    return err == -EPIPE ? WEFT_NODE_END : err;
+}
+
+static int slow_times3(void *state, const void *const *in, void *const *out)
+{
+    weft_sleep(weft_now() + 10 * US); /* a function that waits */
+    OUT(out[0]) = VAL(in[0]) * 3;
+    return 0;
+}
+
+static int answer(void *state, const void *const *in, void *const *out)
+{
+    struct echo *e = state;
+    return weft_chan_send(e->answers, in[0], I64, WEFT_FOREVER);
+}
+
+static intptr_t echo_main(void *arg)
+{
+    struct echo e = {make_chan(I64, 0), make_chan(I64, 0)};
+    weft_graph g = make_graph("echo");
+    weft_node a = add(g, (weft_node_spec){.name = "requests", .kind = WEFT_NODE_SOURCE,
+                                          .outputs = 1, .out_size = {I64}, .fn = read_request,
+                                          .state = &e});
+    weft_node b = add(g, map_spec("times3", slow_times3)), m = add(g, map_spec("plus1", plus1));
+    weft_node z = add(g, sink_spec("answers", answer, &e));
+    connect(g, a, 0, b, 0, 64);
+    connect(g, b, 0, m, 0, 64);
+    connect(g, m, 0, z, 0, 64);
+    CHECK_RC(weft_graph_run(g, WEFT_FOREVER), 0);
+    bool stalled = false;
+    for (int64_t i = 1; i <= 200 && !stalled; i++) {
+        int64_t got = 0;
+        CHECK_RC(weft_chan_send(e.requests, &i, I64, WEFT_FOREVER), 0);
+        int rc = weft_chan_recv(e.answers, &got, I64, test_in_ms(5000));
+        CHECK(rc == 0 && got == 3 * i + 1, "request %lld: rc %d, answer %lld", (long long)i, rc,
+              (long long)got);
+        stalled = rc != 0;
+    }
+    CHECK_RC(weft_chan_close(e.requests), 0);
+    if (stalled)
+        weft_graph_cancel(g);
+    CHECK_RC(weft_graph_wait(g, WEFT_FOREVER), stalled ? -ECANCELED : 0);
+    CHECK_RC(weft_graph_release(g), 0);
+    weft_chan_release(e.requests);
+    weft_chan_release(e.answers);
+    return 0;
+}
+
+Test(graph, nodes_send_what_they_hold_before_they_wait, .timeout = 60)
+{
+    run_1_and_2(echo_main, NULL);
+}
+
 /* ---- failures, cancellation, deadlines ---------------------------------------------------------- */
 
 static int fail_at_1000(void *state, const void *const *in, void *const *out)
