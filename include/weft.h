@@ -858,8 +858,13 @@ WEFT_API int weft_stream_release(weft_stream s);
  * what it holds, closes its outputs and ends. The run ends when every node
  * has ended, or at the first error: a node function's error, a cancel or
  * the run's deadline cancels the whole graph. Cancelling stops every node
- * at its next firing or wait; a value that a source emitted is then either
- * consumed by a sink or counted as dropped (weft_graph_get_stats). */
+ * at its next firing or wait. On a path where each firing takes one value
+ * and emits one, every value a source emitted is consumed by a sink,
+ * skipped or dropped, exactly once (weft_graph_get_stats).
+ * A node of one process and at most one input moves its values in batches
+ * (up to 64 per channel operation), but sends what it holds before any call
+ * that may block, its function's included: batching never holds a value
+ * back while the node waits. */
 typedef uint64_t weft_graph;
 
 /* A node: its index in the graph, from 0 in the order of weft_graph_add. */
@@ -905,10 +910,12 @@ enum {
 #define WEFT_NODE_SKIP 2
 
 /* A node function. in[i] points at input i's value (read-only, valid
- * during the call), out[j] at room for output j's value. It runs in a
- * process of the node, so it may block (and must not keep pointers to its
- * arguments). A negative return value is an error that fails the node and
- * cancels the graph. */
+ * during the call, 16-byte aligned), out[j] at room for output j's value
+ * (16-byte aligned). It runs in a process of the node, so it may block (and
+ * must not keep pointers to its arguments). A negative return value is an
+ * error that fails the node and cancels the graph; a positive value its
+ * kind does not take fails it with -ERANGE. What fn writes to state is seen
+ * by the caller of weft_graph_wait or weft_graph_wait_node after it returns. */
 typedef int (*weft_node_fn)(void *state, const void *const *in, void *const *out);
 
 /* A custom node's ports, for its body. */
@@ -928,8 +935,8 @@ typedef struct weft_node_spec {
      * up to parallel firings run in parallel processes (fn must then be
      * safe to call concurrently); CUSTOM: parallel processes run body. */
     unsigned parallel;
-    /* With parallel > 1, MAP and FILTER: nonzero keeps the outputs in the
-     * order of the inputs (a reorder buffer of at most 2 * parallel
+    /* With parallel > 1, MAP, FILTER and SPLIT: nonzero keeps the outputs
+     * in the order of the inputs (a reorder buffer of at most 2 * parallel
      * firings); zero lets them out as they finish. */
     int ordered;
     size_t stack_size;    /* of the node's processes (0: the runtime's default) */
@@ -944,7 +951,10 @@ WEFT_API int weft_graph_make(weft_graph *g, const char *name);
 /* Adds a node built from spec (copied) and stores its index in *node (may
  * be NULL). Errors: -EINVAL [misuse] (spec NULL, an unknown kind, port
  * counts or sizes that the kind does not allow, a size of 0 or above
- * WEFT_CHAN_ELEM_MAX, a missing fn or body, parallel for a kind without),
+ * WEFT_CHAN_ELEM_MAX, a missing fn or body, parallel for a kind without or
+ * above 1024, a stack size outside WEFT_STACK_MIN..WEFT_STACK_MAX), -E2BIG
+ * [misuse] (parallel > 1 and the inputs, or the outputs, take more than
+ * WEFT_CHAN_ELEM_MAX bytes together, plus 16 per value),
  * -ENAMETOOLONG [misuse] (name of WEFT_NAME_MAX bytes or more), -EEXIST
  * [misuse] (the name is taken in this graph), -EBUSY [misuse] (the graph
  * is running or has run), -E2BIG (WEFT_GRAPH_NODES_MAX nodes already),
@@ -979,10 +989,14 @@ WEFT_API int weft_graph_dot(weft_graph g, char *buf, size_t len);
 
 /* Validates g (failing with its codes), then starts its run: the nodes'
  * processes and a coordinator process that ends the run. The run is
- * cancelled with -ETIMEDOUT at deadline (WEFT_FOREVER: no limit). Returns
- * once every node has started. Errors: those of weft_graph_validate,
- * -EALREADY [misuse] (g has run or is running: a graph runs once), -EBADF
- * [misuse], -ENOMEM (nothing was left running), -ECANCELED, -ESHUTDOWN. */
+ * cancelled with -ETIMEDOUT at deadline (WEFT_FOREVER: no limit; a deadline
+ * already past cancels it at once). Returns once every node has started.
+ * A node process killed from outside (weft_kill) fails its node with the
+ * kill's reason when that is an error code, else with -ECONNABORTED.
+ * Errors: those of weft_graph_validate, -EALREADY [misuse] (g has run or is
+ * running: a graph runs once), -EPERM [misuse] (from an actor's handler:
+ * it waits for the start), -EBADF [misuse], -ENOMEM (what had started has
+ * ended again), -ECANCELED, -ESHUTDOWN. */
 WEFT_API int weft_graph_run(weft_graph g, int64_t deadline);
 
 /* Waits until the run of g has ended (every process it started has ended),
@@ -1007,14 +1021,18 @@ WEFT_API int weft_graph_wait_node(weft_graph g, weft_node node, int64_t deadline
 WEFT_API int weft_graph_cancel(weft_graph g);
 
 typedef struct weft_graph_stats {
-    int result;                   /* as weft_graph_wait; -EINPROGRESS while running */
+    int result;                   /* as weft_graph_wait; -EINPROGRESS until the run ends */
     weft_node failed_node;        /* the node whose error ended the run, or -1 */
     char failed_name[WEFT_NAME_MAX]; /* its name, or "" */
-    uint64_t emitted;             /* values emitted by the sources */
-    uint64_t consumed;            /* values taken by sinks' firings */
-    uint64_t dropped;             /* values a cancellation discarded: taken from
-                                     an edge but never fired on, emitted but never
-                                     sent, or left in an edge */
+    uint64_t emitted;             /* values emitted by the sources (custom nodes
+                                     without inputs: values they sent) */
+    uint64_t consumed;            /* values taken by sinks' firings (custom nodes
+                                     without outputs: values they received) */
+    uint64_t skipped;             /* values a firing took and let go on purpose:
+                                     WEFT_NODE_SKIP of a filter, map, sink or merge */
+    uint64_t dropped;             /* values discarded unprocessed: taken from an
+                                     edge when the run was stopped, sent to a node
+                                     that had ended, or left in an edge at the end */
 } weft_graph_stats;
 
 /* Fills *st. The counts are final once the run has ended. Errors: -EINVAL
@@ -1026,9 +1044,10 @@ WEFT_API int weft_graph_get_stats(weft_graph g, weft_graph_stats *st);
  * [misuse]. */
 WEFT_API int weft_graph_release(weft_graph g);
 
-/* A custom node's input and output, each waiting until the deadline.
- * weft_node_recv reads input port; weft_node_recv_any the first input that
- * holds a value, storing its port in *port. Returns 0, or -EPIPE (the port
+/* A custom node's input and output, each waiting until the deadline; io is
+ * valid only in its own body. weft_node_recv reads input port;
+ * weft_node_recv_any the first input that holds a value into value (room
+ * for the largest input), storing its port in *port. Returns 0, or -EPIPE (the port
  * has ended; for recv_any: every input has), -ECANCELED (the graph is
  * cancelled: the body should return), -ETIMEDOUT, -EINVAL [misuse] (io or
  * value NULL, no such port). weft_node_send returns 0, -EPIPE (the next

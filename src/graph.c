@@ -83,10 +83,12 @@ static int graph_make(weft_graph *gh, const char *name)
     if (!g)
         return -ENOMEM;
     snprintf(g->name, sizeof g->name, "%s", name);
-    if (weft_dvar_make(&g->done, sizeof(int)) != 0 ||
-        weft_dvar_make(&g->started, sizeof(int)) != 0) {
+    int err = weft_dvar_make(&g->done, sizeof(int));
+    if (!err)
+        err = weft_dvar_make(&g->started, sizeof(int));
+    if (err) { /* -ENOMEM, or -ECANCELED: the runtime stops */
         weft__graph_free(g);
-        return -ENOMEM;
+        return err;
     }
     atomic_init(&g->result, GRAPH_RUNNING_RESULT);
     atomic_init(&g->failed_node, -1);
@@ -168,6 +170,17 @@ static int check_spec(const weft_node_spec *s)
                                     "on: input %u's size is not the output's", i);
     if (s->parallel > 1 && !r->parallel)
         return weft__misuse(-EINVAL, "weft_graph_add: a %s node fires one at a time", k);
+    if (s->parallel > 1) { /* parallel firings may travel packed, head and values */
+        size_t in = 16, out = 16;
+        for (unsigned i = 0; i < s->inputs; i++)
+            in += (s->in_size[i] + 15) & ~(size_t)15;
+        for (unsigned j = 0; j < s->outputs; j++)
+            out += (s->out_size[j] + 15) & ~(size_t)15;
+        if (in > WEFT_CHAN_ELEM_MAX || out > WEFT_CHAN_ELEM_MAX)
+            return weft__misuse(-E2BIG, "weft_graph_add: a parallel %s node's values take %zu "
+                                "bytes together, above %zu", k, in > out ? in : out,
+                                WEFT_CHAN_ELEM_MAX);
+    }
     if (s->parallel > PARALLEL_MAX)
         return weft__misuse(-EINVAL, "weft_graph_add: parallel %u above %d", s->parallel,
                             PARALLEL_MAX);
@@ -510,6 +523,9 @@ int weft_graph_dot(weft_graph g, char *buf, size_t len)
 
 static int graph_run(weft_graph gh, int64_t deadline)
 {
+    struct weft__proc *self = weft__proc_current();
+    if (self && self->no_block) /* it waits for the start */
+        return weft__misuse(-EPERM, "weft_graph_run: called from an actor's handler");
     struct weft__graph *g = acquire(gh, "weft_graph_run");
     if (!g)
         return -EBADF;
@@ -664,6 +680,7 @@ static int graph_stats(weft_graph gh, weft_graph_stats *st)
     st->emitted = atomic_load(&g->emitted);
     st->consumed = atomic_load(&g->consumed);
     st->dropped = atomic_load(&g->dropped);
+    st->skipped = atomic_load(&g->skipped);
     put(g);
     return 0;
 }

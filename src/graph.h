@@ -54,7 +54,7 @@ struct weft__graph {
     atomic_int failed_node;   /* -1, or the node whose error set result */
     weft_dvar done, started;
     struct run *run;          /* the run's processes (graph_run.c), until it ends */
-    _Atomic uint64_t emitted, consumed, dropped;
+    _Atomic uint64_t emitted, consumed, dropped, skipped;
 };
 
 /* graph.c */

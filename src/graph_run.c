@@ -60,7 +60,7 @@ struct weft_node_io {
     bool out_open[WEFT_NODE_PORTS_MAX];
     unsigned outputs_open;
     unsigned next_split;        /* SPLIT without fn: the next output */
-    uint64_t emitted, consumed, dropped; /* flushed to the graph at its end */
+    uint64_t emitted, consumed, dropped, skipped; /* flushed to the graph at its end */
     weft_case cases[WEFT_NODE_PORTS_MAX]; /* MERGE and weft_node_recv_any */
     struct weft__proc *self;    /* its process */
     unsigned batch;             /* values moved per channel operation (streamed) */
@@ -155,6 +155,8 @@ static intptr_t finish(struct weft_node_io *io, intptr_t result)
         atomic_fetch_add(&g->consumed, io->consumed);
     if (io->dropped)
         atomic_fetch_add(&g->dropped, io->dropped);
+    if (io->skipped)
+        atomic_fetch_add(&g->skipped, io->skipped);
     if (result == 0 && stopped(g))
         result = -ECANCELED;
     switch (io->role) {
@@ -201,7 +203,11 @@ static int gather_join(struct weft_node_io *io)
  * -EPIPE once every input has ended, -ECANCELED. */
 static int gather_any(struct weft_node_io *io, int64_t deadline)
 {
-    unsigned n = io->n->spec.inputs;
+    unsigned n = io->n->spec.inputs, open = 0;
+    for (unsigned k = 0; k < n; k++)
+        open += !io->cases[k].disabled;
+    if (open == 0)
+        return -EPIPE;
     while (1) {
         int i = weft_select(io->cases, n, WEFT_SELECT_FAIR, deadline);
         if (i < 0)
@@ -209,10 +215,7 @@ static int gather_any(struct weft_node_io *io, int64_t deadline)
         if (io->cases[i].result == 0)
             return i;
         io->cases[i].disabled = 1; /* ended */
-        unsigned open = 0;
-        for (unsigned k = 0; k < n; k++)
-            open += !io->cases[k].disabled;
-        if (open == 0)
+        if (--open == 0)
             return -EPIPE;
     }
 }
@@ -242,11 +245,16 @@ static int fire(struct weft_node_io *io, int port, int *what)
     case WEFT_NODE_MAP:
     case WEFT_NODE_SINK:
         r = s->fn(s->state, io->inp, io->outp);
-        if (s->kind == WEFT_NODE_SINK && r >= 0)
+        if (s->kind == WEFT_NODE_SINK && (r == 0 || r == WEFT_NODE_SKIP))
             io->consumed += s->inputs;
+        else if (r == WEFT_NODE_SKIP)
+            io->skipped += s->inputs;
         return emits(r, what);
     case WEFT_NODE_FILTER:
-        return emits(s->fn(s->state, io->inp, NULL), what);
+        r = s->fn(s->state, io->inp, NULL);
+        if (r == WEFT_NODE_SKIP)
+            io->skipped++;
+        return emits(r, what);
     case WEFT_NODE_SPLIT:
         r = s->fn ? s->fn(s->state, io->inp, NULL) : (int)(io->next_split++ % s->outputs);
         if (r < 0 || (unsigned)r >= s->outputs)
@@ -261,7 +269,10 @@ static int fire(struct weft_node_io *io, int port, int *what)
         }
         for (unsigned i = 0; i < s->inputs; i++)
             io->inp[i] = (int)i == port ? io->buf + in_offset(io->n, i) : NULL;
-        return emits(s->fn(s->state, io->inp, io->outp), what);
+        r = s->fn(s->state, io->inp, io->outp);
+        if (r == WEFT_NODE_SKIP)
+            io->skipped++;
+        return emits(r, what);
     default: /* BROADCAST */
         *what = EMIT_ALL;
         return 0;
@@ -633,8 +644,11 @@ int weft_node_recv(weft_node_io *io, unsigned port, void *value, int64_t deadlin
         return err;
     if (stopped(io->g))
         return -ECANCELED;
-    return port_result(io, weft_chan_recv(io->in[port], value, io->n->spec.in_size[port],
-                                          deadline));
+    err = port_result(io, weft_chan_recv(io->in[port], value, io->n->spec.in_size[port],
+                                         deadline));
+    if (err == 0 && io->n->spec.outputs == 0) /* a custom sink */
+        io->consumed++;
+    return err;
 }
 
 int weft_node_recv_any(weft_node_io *io, unsigned *port, void *value, int64_t deadline)
@@ -652,6 +666,8 @@ int weft_node_recv_any(weft_node_io *io, unsigned *port, void *value, int64_t de
     if (i < 0)
         return port_result(io, i);
     *port = (unsigned)i;
+    if (io->n->spec.outputs == 0)
+        io->consumed++;
     return 0;
 }
 
@@ -662,8 +678,13 @@ int weft_node_send(weft_node_io *io, unsigned port, const void *value, int64_t d
         return err;
     if (stopped(io->g))
         return -ECANCELED;
-    return port_result(io, weft_chan_send(io->out[port], value, io->n->spec.out_size[port],
-                                          deadline));
+    if (io->n->spec.inputs == 0) /* a custom source */
+        io->emitted++;
+    err = port_result(io, weft_chan_send(io->out[port], value, io->n->spec.out_size[port],
+                                         deadline));
+    if (err && io->n->spec.inputs == 0)
+        io->dropped++;
+    return err;
 }
 
 /* ---- processes ---------------------------------------------------------------------------- */
@@ -937,9 +958,10 @@ static intptr_t coordinator(void *arg)
     struct weft__graph *g = r->g;
     weft_trap_exits(1);
     int err = spawn_all(r);
-    if (err)
+    if (err) /* what did start ends first: bound below */
         weft__graph_stop(g, err, -1);
-    bind_result(g->started, err);
+    else
+        bind_result(g->started, 0);
     int64_t deadline = g->deadline;
     while (r->running > 0) {
         weft_msg msg;
@@ -960,15 +982,19 @@ static intptr_t coordinator(void *arg)
             weft_msg_free(&msg);
     }
     drain(g);
-    for (unsigned i = 0; i < g->nnodes; i++) /* nodes whose processes never started */
-        bind_result(g->nodes[i].done, node_result(r, (weft_node)i));
     int expected = GRAPH_RUNNING_RESULT;
     atomic_compare_exchange_strong(&g->result, &expected, 0);
+    for (unsigned i = 0; i < g->nnodes; i++) { /* nodes whose processes never started */
+        int own = atomic_load(&g->nodes[i].result);
+        bind_result(g->nodes[i].done, own ? own : atomic_load(&g->result) ? -ECANCELED : 0);
+    }
     weft__spin_lock(&g->lock);
     __atomic_store_n(&g->state, GRAPH_ENDED, __ATOMIC_RELEASE);
     weft__spin_unlock(&g->lock);
     weft__graph_run_free(g);
     bind_result(g->done, atomic_load(&g->result));
+    if (err)
+        bind_result(g->started, err);
     weft_graph_release(g->handle); /* the run's reference */
     return 0;
 }

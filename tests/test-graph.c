@@ -282,7 +282,7 @@ static intptr_t kinds_main(void *arg)
                   (long long)s0.count, (long long)s1.count);
         weft_graph_stats st = stats_of(g);
         CHECK(st.emitted == 2 * (uint64_t)n && st.consumed == 2 * (uint64_t)evens &&
-                  st.dropped == 0,
+                  st.skipped == 2 * (uint64_t)(n - evens) && st.dropped == 0,
               "emitted %llu consumed %llu dropped %llu", (unsigned long long)st.emitted,
               (unsigned long long)st.consumed, (unsigned long long)st.dropped);
         CHECK_RC(weft_graph_release(g), 0);
@@ -565,15 +565,15 @@ static int fail_at_1000(void *state, const void *const *in, void *const *out)
     return 0;
 }
 
-/* What a source emitted is consumed or dropped, exactly once: on a linear
- * path, emitted == consumed + dropped. */
+/* What a source emitted is consumed, skipped or dropped, exactly once: on
+ * a linear path, emitted == consumed + dropped + skipped. */
 static void check_accounting(weft_graph g, int line)
 {
     weft_graph_stats st = stats_of(g);
-    if (st.emitted != st.consumed + st.dropped)
-        check_fail(line, "emitted %llu != consumed %llu + dropped %llu",
+    if (st.emitted != st.consumed + st.dropped + st.skipped)
+        check_fail(line, "emitted %llu != consumed %llu + dropped %llu + skipped %llu",
                    (unsigned long long)st.emitted, (unsigned long long)st.consumed,
-                   (unsigned long long)st.dropped);
+                   (unsigned long long)st.dropped, (unsigned long long)st.skipped);
 }
 
 static intptr_t failing_main(void *arg)
@@ -684,6 +684,80 @@ static intptr_t deadline_main(void *arg)
 Test(graph, the_run_deadline_cancels_with_etimedout, .timeout = 30)
 {
     run_1_and_2(deadline_main, NULL);
+}
+
+/* After the end of every input, weft_node_recv_any says so at once. */
+static int drain_twice(void *state, weft_node_io *io)
+{
+    int64_t v;
+    unsigned port;
+    int err;
+    while ((err = weft_node_recv_any(io, &port, &v, WEFT_FOREVER)) == 0)
+        ;
+    if (err != -EPIPE)
+        return -EPROTO;
+    return weft_node_recv_any(io, &port, &v, test_in_ms(5000)) == -EPIPE ? 0 : -EPROTO;
+}
+
+/* A custom source: its sends count as emitted. */
+static int custom_numbers(void *state, weft_node_io *io)
+{
+    for (int64_t i = 1; i <= 100; i++) {
+        int err = weft_node_send(io, 0, &i, WEFT_FOREVER);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+static intptr_t custom_end_main(void *arg)
+{
+    weft_graph g = make_graph("custom-end");
+    weft_node a = add(g, (weft_node_spec){.name = "numbers", .kind = WEFT_NODE_CUSTOM,
+                                          .outputs = 1, .out_size = {I64},
+                                          .body = custom_numbers});
+    weft_node z = add(g, (weft_node_spec){.name = "drain", .kind = WEFT_NODE_CUSTOM,
+                                          .inputs = 1, .in_size = {I64}, .body = drain_twice});
+    connect(g, a, 0, z, 0, 4);
+    CHECK_RC(run_graph(g), 0);
+    weft_graph_stats st = stats_of(g);
+    CHECK(st.emitted == 100 && st.consumed == 100 && st.dropped == 0,
+          "emitted %llu consumed %llu dropped %llu", (unsigned long long)st.emitted,
+          (unsigned long long)st.consumed, (unsigned long long)st.dropped);
+    CHECK_RC(weft_graph_release(g), 0);
+    return 0;
+}
+
+Test(graph, custom_nodes_are_counted_and_see_the_end_at_once, .timeout = 30)
+{
+    run_1_and_2(custom_end_main, NULL);
+}
+
+/* A sink whose function returns what its kind does not take fails with
+ * -ERANGE, and that value is dropped, not consumed. */
+static int sink_returns_3(void *state, const void *const *in, void *const *out)
+{
+    return VAL(in[0]) == 5 ? 3 : 0;
+}
+
+static intptr_t bad_return_main(void *arg)
+{
+    struct counter c = {1, 1000};
+    weft_graph g = make_graph("bad-return");
+    weft_node a = add(g, source_spec("numbers", &c)), z = add(g, sink_spec("odd", sink_returns_3, NULL));
+    connect(g, a, 0, z, 0, 4);
+    CHECK_RC(run_graph(g), -ERANGE);
+    weft_graph_stats st = stats_of(g);
+    CHECK(st.consumed == 4 && strcmp(st.failed_name, "odd") == 0, "consumed %llu, failed '%s'",
+          (unsigned long long)st.consumed, st.failed_name);
+    check_accounting(g, __LINE__);
+    CHECK_RC(weft_graph_release(g), 0);
+    return 0;
+}
+
+Test(graph, a_return_value_out_of_contract_fails_the_node, .timeout = 30)
+{
+    run_1_and_2(bad_return_main, NULL);
 }
 
 /* ---- checking and drawing -------------------------------------------------------------------- */
@@ -856,6 +930,10 @@ static intptr_t misuse_main(void *arg)
     bad.inputs = 0;
     CHECK_RC(weft_graph_add(g, &bad, NULL), -EINVAL);
     CHECK_RC(weft_graph_add(g, NULL, NULL), -EINVAL);
+    bad = map_spec("huge", times3); /* parallel firings travel packed: too big */
+    bad.in_size[0] = bad.out_size[0] = WEFT_CHAN_ELEM_MAX;
+    bad.parallel = 2;
+    CHECK_RC(weft_graph_add(g, &bad, NULL), -E2BIG);
 
     weft_node_spec narrow = map_spec("narrow", times3);
     narrow.in_size[0] = 4;

@@ -2696,9 +2696,9 @@ static int p_gadd_stopping(struct fx *f, uint64_t h, int k)
 }
 
 /* The limits, each on a graph of its own: a 31-byte name; 16 inputs and
- * outputs of 1 byte and WEFT_CHAN_ELEM_MAX, 1024 firings in order; a custom
- * node without ports; the smallest and the largest stack; a merge without
- * fn of 16 inputs; a split without fn of 16 outputs in order; node NULL. */
+ * outputs of 1 byte and WEFT_CHAN_ELEM_MAX; a custom node without ports;
+ * the smallest and the largest stack; a merge without fn of 16 inputs; a
+ * split without fn of 16 outputs, 1024 firings in order; node NULL. */
 static int p_gadd_limits(struct fx *f, uint64_t h, int k)
 {
     char name[WEFT_NAME_MAX];
@@ -2711,8 +2711,6 @@ static int p_gadd_limits(struct fx *f, uint64_t h, int k)
         s.inputs = s.outputs = WEFT_NODE_PORTS_MAX;
         for (unsigned i = 0; i < WEFT_NODE_PORTS_MAX; i++)
             s.in_size[i] = s.out_size[i] = i % 2 ? WEFT_CHAN_ELEM_MAX : 1;
-        s.parallel = 1024;
-        s.ordered = 1;
         break;
     case 2: s = node_spec(WEFT_NODE_CUSTOM, "lim"), s.inputs = s.outputs = 0, s.parallel = 7; break;
     case 3: s.stack_size = WEFT_STACK_MIN; break;
@@ -2721,7 +2719,7 @@ static int p_gadd_limits(struct fx *f, uint64_t h, int k)
     case 6:
         s = node_spec(WEFT_NODE_SPLIT, "lim");
         s.outputs = WEFT_NODE_PORTS_MAX;
-        s.parallel = 3;
+        s.parallel = 1024;
         s.ordered = 1;
         break;
     default: break;
