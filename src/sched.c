@@ -58,7 +58,7 @@ enum {
 #define STALL_RECHECK ((int64_t)10 * 1000 * 1000)
 /* A parked worker looks again after this long (ns) while another is busy,
  * twice as long after each look that found nothing, up to the maximum. */
-#define BUSY_RECHECK ((int64_t)2 * 1000 * 1000)
+#define BUSY_RECHECK ((int64_t)100 * 1000)
 #define BUSY_RECHECK_MAX ((int64_t)128 * 1000 * 1000)
 
 struct weft__runtime weft__rt = {
