@@ -1031,8 +1031,9 @@ typedef struct weft_graph_stats {
     uint64_t skipped;             /* values a firing took and let go on purpose:
                                      WEFT_NODE_SKIP of a filter, map, sink or merge */
     uint64_t dropped;             /* values discarded unprocessed: taken from an
-                                     edge when the run was stopped, sent to a node
-                                     that had ended, or left in an edge at the end */
+                                     edge when the run was stopped, given to a
+                                     firing that failed, sent to a node that had
+                                     ended, or left in an edge at the end */
 } weft_graph_stats;
 
 /* Fills *st. The counts are final once the run has ended. Errors: -EINVAL

@@ -46,7 +46,13 @@ if [ $quick -eq 0 ]; then
     _build/release/examples/example-bank --accounts 20 --tellers 4 --transfers 2000 --workers 2 >/dev/null
   valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     _build/release/examples/example-chameneos --n 600 --workers 2 >/dev/null
-  echo "valgrind: 7 passed, 0 failed"
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    _build/release/examples/example-wordfreq --mb 2 --workers 2 >/dev/null
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    _build/release/examples/example-image_filter --size 256 --workers 2 >/dev/null
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    _build/release/examples/example-graph_cancel --n 2000 --workers 2 >/dev/null
+  echo "valgrind: 10 passed, 0 failed"
   stages=$((stages + 1))
 
   echo "== generic context switch (ucontext): switch test, processes, examples"

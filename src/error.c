@@ -1,4 +1,5 @@
 /* error.c: names of the codes weft returns. */
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -12,7 +13,7 @@ const char *weft_strerror(int err)
     case -EBADF: return "bad handle (unknown, stale or closed)";
     case -ENOMEM: return "out of memory";
     case -ETIMEDOUT: return "deadline passed";
-    case -ECANCELED: return "canceled: the runtime is shutting down";
+    case -ECANCELED: return "canceled (the runtime is shutting down, or a graph was cancelled)";
     case -ESHUTDOWN: return "no runtime is running";
     case -EBUSY: return "busy: in use (a running runtime, a pid that has a name)";
     case -EEXIST: return "already exists (a name taken)";
@@ -24,8 +25,22 @@ const char *weft_strerror(int err)
     case -EPIPE: return "closed";
     case -EMSGSIZE: return "wrong message size";
     case -EOVERFLOW: return "too many references";
-    case -EALREADY: return "already done (a dataflow variable bound or failed before)";
+    case -EALREADY: return "already done (a dataflow variable bound, a graph run, before)";
+    case -EINPROGRESS: return "in progress (a graph's run has not ended)";
+    case -ENOTCONN: return "not connected (a graph's port)";
+    case -EISCONN: return "already connected (a graph's port)";
+    case -ENAMETOOLONG: return "name too long";
+    case -ECONNABORTED: return "aborted (a graph's node process was killed)";
     default: break;
     }
-    return err < 0 ? "unknown error" : "not an error code";
+    if (err >= 0)
+        return "not an error code";
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    /* Codes a user's function chose (a graph node's -ERANGE): the C
+     * library's text, which is static and the same in every thread. */
+    const char *text = err > INT_MIN ? strerrordesc_np(-err) : NULL;
+    if (text)
+        return text;
+#endif
+    return "unknown error";
 }
