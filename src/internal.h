@@ -400,7 +400,7 @@ struct weft__worker {
     _Alignas(WEFT__CACHELINE) _Atomic(struct weft__proc *) runnext; /* LIFO slot */
     atomic_uint tick;                          /* counts scheduling decisions */
     unsigned runnext_streak;                   /* picks from run-next in a row */
-    unsigned front_streak;                     /* displacements to the runq's front */
+    unsigned front_run;                        /* picks not from the runq's back, in a row */
 
     _Alignas(WEFT__CACHELINE) struct weft__proc *current; /* running process or NULL */
     struct weft__proc *prev;                   /* context just left, see after */
@@ -661,6 +661,7 @@ struct weft__proc {
     intptr_t kill_reason;              /* [link] written before kill_pending */
     uint64_t det_priority;             /* [det] PCT priority, 0 until first runnable */
     bool det_queued;                   /* [det] in det.c's runnable set */
+    bool displaced;                    /* [sched] queued at the front of a run queue */
     char name[WEFT_NAME_MAX];
 };
 

@@ -49,7 +49,7 @@ enum {
     GLOBAL_EVERY = 64,     /* the global queue first, every this many picks; */
     TIMERS_PHASE = 32,     /* the clock, half-way between */
     RUNNEXT_STREAK = 64,   /* picks from run-next in a row before the run queue's turn */
-    FRONT_STREAK = 64,     /* displaced processes sent to the front per one sent back */
+    FRONT_RUN_MAX = 4096,  /* picks from run-next and the queue's front before its back's turn */
     PROC_STACK_OFFSET = WEFT__PAGE /* usable stack starts above the guard page */
 };
 
@@ -153,6 +153,7 @@ __attribute__((noinline)) static void spill(struct weft__worker *w, struct weft_
 
 static inline void local_push(struct weft__worker *w, struct weft__proc *p)
 {
+    p->displaced = false;
     if (weft__unlikely(!weft__runq_push(&w->runq, p)))
         spill(w, p);
 }
@@ -307,15 +308,12 @@ void weft__sched_ready_from(struct weft__worker *w, struct weft__proc *p, bool l
             return;
         /* The one displaced from run-next is the next most recent: it runs
          * before older work (a spawn tree unwinds depth-first, so its
-         * memory stays bounded by its depth). But processes that keep
-         * displacing each other (a pipeline of three or more on one
-         * worker) would keep the back of the queue from ever running: one
-         * displacement in FRONT_STREAK goes to the back. */
-        if (++w->front_streak < FRONT_STREAK && weft__runq_push_front(&w->runq, p)) {
+         * memory stays bounded by its depth). */
+        p->displaced = true;
+        if (weft__runq_push_front(&w->runq, p)) {
             notify_local();
             return;
         }
-        w->front_streak = 0;
     }
     local_push(w, p);
     notify_local();
@@ -505,6 +503,30 @@ __attribute__((noinline)) static struct weft__proc *pick_periodic(struct weft__w
     return p;
 }
 
+/* The run queue's head, counting picks of processes that did not come in
+ * at its back. Processes that keep waking and displacing one another (a
+ * pipeline of three or more on one worker) run from run-next and the front
+ * of the queue only, and would starve its back: after FRONT_RUN_MAX such
+ * picks in a row, the head goes to the back and the one after it runs.
+ * Rare enough that a spawn tree still unfolds depth first. */
+static struct weft__proc *pop_front_run(struct weft__worker *w)
+{
+    struct weft__proc *p = weft__runq_pop(&w->runq);
+    if (!p || !p->displaced) {
+        w->front_run = 0;
+        return p;
+    }
+    if (weft__unlikely(++w->front_run >= FRONT_RUN_MAX)) {
+        w->front_run = 0;
+        struct weft__proc *second = weft__runq_pop(&w->runq);
+        if (second) {
+            local_push(w, p);
+            p = second;
+        }
+    }
+    return p;
+}
+
 /* The next process from w's own queues, without blocking. */
 static struct weft__proc *pick_local(struct weft__worker *w)
 {
@@ -518,12 +540,14 @@ static struct weft__proc *pick_local(struct weft__worker *w)
          * the run queue after a streak of RUNNEXT_STREAK picks. */
         if (!p && weft__unlikely(w->runnext_streak >= RUNNEXT_STREAK)) {
             w->runnext_streak = 0;
-            p = weft__runq_pop(&w->runq);
+            p = pop_front_run(w);
         }
         if (!p && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
-            (p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire)))
+            (p = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire))) {
             w->runnext_streak++;
-        if (!p && (p = weft__runq_pop(&w->runq)))
+            w->front_run++;
+        }
+        if (!p && (p = pop_front_run(w)))
             w->runnext_streak = 0;
         if (!p)
             p = inbox_pop(w);
