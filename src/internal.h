@@ -401,6 +401,7 @@ struct weft__worker {
     atomic_uint tick;                          /* counts scheduling decisions */
     unsigned runnext_streak;                   /* picks from run-next in a row */
     unsigned front_run;                        /* picks not from the runq's back, in a row */
+    unsigned front_pending;                    /* front pushes not popped yet (about) */
 
     _Alignas(WEFT__CACHELINE) struct weft__proc *current; /* running process or NULL */
     struct weft__proc *prev;                   /* context just left, see after */
@@ -661,7 +662,6 @@ struct weft__proc {
     intptr_t kill_reason;              /* [link] written before kill_pending */
     uint64_t det_priority;             /* [det] PCT priority, 0 until first runnable */
     bool det_queued;                   /* [det] in det.c's runnable set */
-    bool displaced;                    /* [sched] queued at the front of a run queue */
     char name[WEFT_NAME_MAX];
 };
 

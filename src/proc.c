@@ -250,7 +250,6 @@ int weft__spawn(const char *site, weft_pid *pid, weft_proc_fn fn, void *arg,
     p->no_block = false;
     atomic_store_explicit(&p->kill_pending, false, memory_order_relaxed);
     p->before_block = NULL;
-    p->displaced = false;
     p->kill_reason = 0;
     atomic_store_explicit(&p->waiter.why, WEFT__WHY_NONE, memory_order_relaxed);
     atomic_store_explicit(&p->join_state, opts->detached ? WEFT__JOIN_DETACHED : 0,

@@ -153,7 +153,6 @@ __attribute__((noinline)) static void spill(struct weft__worker *w, struct weft_
 
 static inline void local_push(struct weft__worker *w, struct weft__proc *p)
 {
-    p->displaced = false;
     if (weft__unlikely(!weft__runq_push(&w->runq, p)))
         spill(w, p);
 }
@@ -309,8 +308,8 @@ void weft__sched_ready_from(struct weft__worker *w, struct weft__proc *p, bool l
         /* The one displaced from run-next is the next most recent: it runs
          * before older work (a spawn tree unwinds depth-first, so its
          * memory stays bounded by its depth). */
-        p->displaced = true;
         if (weft__runq_push_front(&w->runq, p)) {
+            w->front_pending++;
             notify_local();
             return;
         }
@@ -508,20 +507,28 @@ __attribute__((noinline)) static struct weft__proc *pick_periodic(struct weft__w
  * pipeline of three or more on one worker) run from run-next and the front
  * of the queue only, and would starve its back: after FRONT_RUN_MAX such
  * picks in a row, the head goes to the back and the one after it runs.
- * Rare enough that a spawn tree still unfolds depth first. */
+ * Rare enough that a spawn tree still unfolds depth first. front_pending
+ * counts the front pushes not yet popped (thieves, who take from the front
+ * too, can leave it high: then a rotation comes early, which is harmless);
+ * it lives in the worker, not in the process, so that a wake writes no
+ * line of the process it would not write anyway. */
 static struct weft__proc *pop_front_run(struct weft__worker *w)
 {
     struct weft__proc *p = weft__runq_pop(&w->runq);
-    if (!p || !p->displaced) {
+    if (!p || w->front_pending == 0) {
+        w->front_pending = 0;
         w->front_run = 0;
         return p;
     }
+    w->front_pending--;
     if (weft__unlikely(++w->front_run >= FRONT_RUN_MAX)) {
         w->front_run = 0;
         struct weft__proc *second = weft__runq_pop(&w->runq);
         if (second) {
             local_push(w, p);
             p = second;
+            if (w->front_pending)
+                w->front_pending--;
         }
     }
     return p;
