@@ -66,46 +66,6 @@ void weft__chan_pool_term(void)
     pool_free = NULL;
 }
 
-/* ---- queues of waiting operations --------------------------------------------- */
-
-static void opq_push(struct weft__chanq *q, struct weft__chan_op *op)
-{
-    op->next = NULL;
-    op->prev = q->tail;
-    if (q->tail)
-        q->tail->next = op;
-    else
-        __atomic_store_n(&q->head, op, __ATOMIC_RELAXED);
-    q->tail = op;
-    op->linked = true;
-}
-
-static void opq_unlink(struct weft__chanq *q, struct weft__chan_op *op)
-{
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        __atomic_store_n(&q->head, op->next, __ATOMIC_RELAXED);
-    if (op->next)
-        op->next->prev = op->prev;
-    else
-        q->tail = op->prev;
-    op->linked = false;
-}
-
-/* Pops the first op whose wait can still be claimed, and claims it with its
- * case index as the wait's result; ops claimed elsewhere are dropped. */
-static inline __attribute__((always_inline)) struct weft__chan_op *opq_claim(struct weft__chanq *q)
-{
-    struct weft__chan_op *op;
-    while ((op = q->head)) {
-        opq_unlink(q, op);
-        if (weft__wait_claim(op->waiter, op->ticket, op->index))
-            return op;
-    }
-    return NULL;
-}
-
 /* ---- the operations on a locked channel ----------------------------------------- */
 
 static inline unsigned char *slot(struct weft__chan *c, uint32_t i)
@@ -157,7 +117,7 @@ static inline __attribute__((always_inline)) bool try_send(struct weft__chan *c,
         *status = -EPIPE;
         return true;
     }
-    struct weft__chan_op *r = opq_claim(&c->recvq);
+    struct weft__chan_op *r = weft__opq_claim(&c->recvq);
     if (r) {
         *h = (struct weft__handoff){.peer = r, .dst = r->buf, .src = src, .n = c->elem_size};
         *status = 0;
@@ -184,7 +144,7 @@ static inline __attribute__((always_inline)) bool try_recv(struct weft__chan *c,
         copy_elem(dst, slot(c, c->head), c->elem_size);
         /* A waiting sender means a full buffer: its element takes the slot
          * just emptied, which is the tail. */
-        struct weft__chan_op *s = opq_claim(&c->sendq);
+        struct weft__chan_op *s = weft__opq_claim(&c->sendq);
         if (s) {
             copy_elem(slot(c, c->head), s->buf, c->elem_size);
             *h = (struct weft__handoff){.peer = s};
@@ -196,7 +156,7 @@ static inline __attribute__((always_inline)) bool try_recv(struct weft__chan *c,
         *status = 0;
         return true;
     }
-    struct weft__chan_op *s = opq_claim(&c->sendq);
+    struct weft__chan_op *s = weft__opq_claim(&c->sendq);
     if (s) {
         *h = (struct weft__handoff){.peer = s, .dst = dst, .src = s->buf, .n = c->elem_size};
         *status = 0;
@@ -223,13 +183,13 @@ bool weft__chan_try_recv(struct weft__chan *c, void *dst, weft_pid me, int *stat
 
 void weft__chan_arm(struct weft__chan *c, bool send, struct weft__chan_op *op)
 {
-    opq_push(send ? &c->sendq : &c->recvq, op);
+    weft__opq_push(send ? &c->sendq : &c->recvq, op);
 }
 
 void weft__chan_disarm(struct weft__chan *c, bool send, struct weft__chan_op *op)
 {
     if (op->linked)
-        opq_unlink(send ? &c->sendq : &c->recvq, op);
+        weft__opq_unlink(send ? &c->sendq : &c->recvq, op);
 }
 
 /* Unlinks every waiter, claims each and returns the claimed ones as a list
@@ -239,7 +199,7 @@ static struct weft__chan_op *claim_all(struct weft__chan *c)
     struct weft__chan_op *woken = NULL, *op;
     struct weft__chanq *queues[2] = {&c->sendq, &c->recvq};
     for (int i = 0; i < 2; i++) {
-        while ((op = opq_claim(queues[i]))) {
+        while ((op = weft__opq_claim(queues[i]))) {
             op->next = woken;
             woken = op;
         }
@@ -547,7 +507,7 @@ static unsigned take_batch(struct weft__chan *c, unsigned char *dst, unsigned ma
         struct weft__chan_op *s;
         if (c->count > 0) {
             copy_elem(dst + got * n, slot(c, c->head), n);
-            if ((s = opq_claim(&c->sendq))) {
+            if ((s = weft__opq_claim(&c->sendq))) {
                 copy_elem(slot(c, c->head), s->buf, n);
                 s->next = *woken;
                 *woken = s;
@@ -556,7 +516,7 @@ static unsigned take_batch(struct weft__chan *c, unsigned char *dst, unsigned ma
             }
             if (++c->head == c->cap)
                 c->head = 0;
-        } else if ((s = opq_claim(&c->sendq))) {
+        } else if ((s = weft__opq_claim(&c->sendq))) {
             copy_elem(dst + got * n, s->buf, n);
             s->next = *woken;
             *woken = s;
@@ -576,7 +536,7 @@ static unsigned put_batch(struct weft__chan *c, const unsigned char *src, unsign
     size_t n = c->elem_size;
     unsigned put = 0;
     struct weft__chan_op *r;
-    while (put < count && (r = opq_claim(&c->recvq))) {
+    while (put < count && (r = weft__opq_claim(&c->recvq))) {
         copy_elem(r->buf, src + put * n, n);
         r->next = *woken;
         *woken = r;

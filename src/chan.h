@@ -23,6 +23,49 @@ struct weft__chanq {
     struct weft__chan_op *head, *tail;
 };
 
+/* Queues of waiting operations, under the lock of the object that owns the
+ * queue (channels, dataflow variables, streams). head is stored atomically:
+ * the lock-free checks below read it. */
+static inline void weft__opq_push(struct weft__chanq *q, struct weft__chan_op *op)
+{
+    op->next = NULL;
+    op->prev = q->tail;
+    if (q->tail)
+        q->tail->next = op;
+    else
+        __atomic_store_n(&q->head, op, __ATOMIC_RELAXED);
+    q->tail = op;
+    op->linked = true;
+}
+
+static inline void weft__opq_unlink(struct weft__chanq *q, struct weft__chan_op *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        __atomic_store_n(&q->head, op->next, __ATOMIC_RELAXED);
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        q->tail = op->prev;
+    op->linked = false;
+}
+
+/* Pops the first op whose wait can still be claimed, and claims it with its
+ * case index as the wait's result; ops claimed elsewhere (a select another
+ * case fired, a timeout) are dropped. NULL: none. */
+static inline __attribute__((always_inline)) struct weft__chan_op *
+weft__opq_claim(struct weft__chanq *q)
+{
+    struct weft__chan_op *op;
+    while ((op = q->head)) {
+        weft__opq_unlink(q, op);
+        if (weft__wait_claim(op->waiter, op->ticket, op->index))
+            return op;
+    }
+    return NULL;
+}
+
 enum { WEFT__CHAN_INLINE = 64 }; /* buffers up to this size live in the block */
 
 /* The lock has a cache line of its own: a core spinning on it then does not

@@ -15,47 +15,7 @@ void weft__graph_term(void);
 void weft__stream_pool_term(void);
 void weft__dvar_pool_term(void);
 
-/* ---- queues of waiting operations (struct weft__chan_op, as chan.c's) ------------ */
-
-/* All under the lock of the object that owns the queue. */
-static inline void weft__opq_push(struct weft__chanq *q, struct weft__chan_op *op)
-{
-    op->next = NULL;
-    op->prev = q->tail;
-    if (q->tail)
-        q->tail->next = op;
-    else
-        q->head = op;
-    q->tail = op;
-    op->linked = true;
-}
-
-static inline void weft__opq_unlink(struct weft__chanq *q, struct weft__chan_op *op)
-{
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        q->head = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    else
-        q->tail = op->prev;
-    op->linked = false;
-}
-
-/* Pops the first op whose wait can still be claimed and claims it (with its
- * case index as the wait's result); ops claimed elsewhere (a select that
- * another case fired, a timeout) are dropped on the way. NULL: none. */
-static inline struct weft__chan_op *weft__opq_claim(struct weft__chanq *q)
-{
-    struct weft__chan_op *op;
-    while ((op = q->head)) {
-        weft__opq_unlink(q, op);
-        if (weft__wait_claim(op->waiter, op->ticket, op->index))
-            return op;
-    }
-    return NULL;
-}
+/* ---- queues of waiting operations (chan.h's weft__opq_*) ------------------------- */
 
 /* Claims every op of q with status and adds them to the list *woken
  * (through next), for weft__opq_wake_list. */
