@@ -473,7 +473,7 @@ static intptr_t run_stream(struct weft_node_io *io)
             if (weft__unlikely(r == WEFT_NODE_END))
                 goto out;
             if (weft__unlikely(r < 0)) {
-                io->dropped += got - at;
+                io->dropped += s->inputs ? got - at : 0;
                 intptr_t err = fail(io, r); /* stops the graph: the flush drops */
                 flush(io);
                 return finish(io, err);

@@ -760,6 +760,41 @@ Test(graph, a_return_value_out_of_contract_fails_the_node, .timeout = 30)
     run_1_and_2(bad_return_main, NULL);
 }
 
+/* A source that fails: what it emitted before is consumed or dropped. */
+static int count_then_fail(void *state, const void *const *in, void *const *out)
+{
+    struct counter *c = state;
+    if (c->next == c->limit)
+        return -EIO;
+    OUT(out[0]) = c->next++;
+    return 0;
+}
+
+static intptr_t failing_source_main(void *arg)
+{
+    struct counter c = {1, 500};
+    struct summer s = {0};
+    weft_graph g = make_graph("failing-source");
+    weft_node a = add(g, (weft_node_spec){.name = "numbers", .kind = WEFT_NODE_SOURCE,
+                                          .outputs = 1, .out_size = {I64},
+                                          .fn = count_then_fail, .state = &c});
+    weft_node b = add(g, map_spec("times3", times3)), z = add(g, sink_spec("sum", sum_up, &s));
+    connect(g, a, 0, b, 0, 8);
+    connect(g, b, 0, z, 0, 8);
+    CHECK_RC(run_graph(g), -EIO);
+    weft_graph_stats st = stats_of(g);
+    CHECK(st.emitted == 499 && strcmp(st.failed_name, "numbers") == 0, "emitted %llu, failed '%s'",
+          (unsigned long long)st.emitted, st.failed_name);
+    check_accounting(g, __LINE__);
+    CHECK_RC(weft_graph_release(g), 0);
+    return 0;
+}
+
+Test(graph, a_failing_source_accounts_for_what_it_emitted, .timeout = 30)
+{
+    run_1_and_2(failing_source_main, NULL);
+}
+
 /* ---- checking and drawing -------------------------------------------------------------------- */
 
 static intptr_t validate_main(void *arg)
