@@ -20,50 +20,18 @@
 
 #include "chan.h"
 
-static weft__spinlock pool_lock;
-static struct weft__chan *pool_free;  /* recycled blocks */
-static struct weft__chan *pool_all;   /* every block, for the runtime's stop */
+static struct weft__pool pool = WEFT__POOL_INIT(struct weft__chan, link);
 
-static struct weft__chan *chan_alloc(void)
+static void chan_fini(void *obj)
 {
-    weft__spin_lock(&pool_lock);
-    struct weft__chan *c = pool_free;
-    if (c)
-        pool_free = c->next_free;
-    weft__spin_unlock(&pool_lock);
-    if (c)
-        return c;
-    /* Cache-line aligned, so that the lock has its line to itself. */
-    void *mem = weft__calloc(sizeof *c + WEFT__CACHELINE);
-    if (!mem)
-        return NULL;
-    c = (void *)(((uintptr_t)mem + WEFT__CACHELINE - 1) & ~(uintptr_t)(WEFT__CACHELINE - 1));
-    c->mem = mem;
-    weft__spin_lock(&pool_lock);
-    c->next_all = pool_all;
-    pool_all = c;
-    weft__spin_unlock(&pool_lock);
-    return c;
-}
-
-static void chan_recycle(struct weft__chan *c)
-{
-    weft__spin_lock(&pool_lock);
-    c->next_free = pool_free;
-    pool_free = c;
-    weft__spin_unlock(&pool_lock);
+    struct weft__chan *c = obj;
+    if (c->buf && c->buf != c->inline_buf)
+        weft__free(c->buf, (size_t)c->cap * c->elem_size);
 }
 
 void weft__chan_pool_term(void)
 {
-    while (pool_all) {
-        struct weft__chan *c = pool_all;
-        pool_all = c->next_all;
-        if (c->buf && c->buf != c->inline_buf)
-            weft__free(c->buf, (size_t)c->cap * c->elem_size);
-        weft__free(c->mem, sizeof *c + WEFT__CACHELINE);
-    }
-    pool_free = NULL;
+    weft__pool_term(&pool, chan_fini);
 }
 
 /* ---- the operations on a locked channel ----------------------------------------- */
@@ -232,13 +200,13 @@ static int chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
 {
     if (atomic_load_explicit(&weft__rt.state, memory_order_relaxed) != WEFT__RT_RUNNING)
         return -ECANCELED;
-    struct weft__chan *c = chan_alloc();
+    struct weft__chan *c = weft__pool_get(&pool);
     if (!c)
         return -ENOMEM;
     size_t bytes = capacity * elem_size;
     unsigned char *buf = c->inline_buf;
     if (bytes > sizeof c->inline_buf && !(buf = weft__alloc(bytes))) {
-        chan_recycle(c);
+        weft__pool_put(&pool, c);
         return -ENOMEM;
     }
     struct weft__worker *w = weft__worker_current();
@@ -246,7 +214,7 @@ static int chan_make(weft_chan *ch, size_t elem_size, size_t capacity)
     if (weft__handle_alloc(w ? &w->handles : NULL, c, WEFT__HANDLE_CHAN, 1, &handle) != 0) {
         if (buf != c->inline_buf)
             weft__free(buf, bytes);
-        chan_recycle(c);
+        weft__pool_put(&pool, c);
         return -ENOMEM;
     }
     /* The handle is published before these stores, but every use of the
@@ -448,7 +416,7 @@ static void destroy(struct weft__chan *c)
     wake_all(woken, -EBADF);
     if (buf != c->inline_buf)
         weft__free(buf, bytes);
-    chan_recycle(c);
+    weft__pool_put(&pool, c);
 }
 
 static int chan_release(weft_chan ch)

@@ -66,6 +66,76 @@ weft__opq_claim(struct weft__chanq *q)
     return NULL;
 }
 
+/* ---- pools of type-stable blocks ---------------------------------------------------- */
+
+/* Channels, dataflow variables, streams and readers are type-stable (see
+ * chan.c): a block is recycled only as a block of its own type while the
+ * runtime runs, and freed at its stop. Blocks are cache-line aligned (each
+ * starts with its lock, on a line of its own) and zeroed when first made. */
+struct weft__pool_link {
+    struct weft__pool_link *next_free, *next_all;
+    void *mem; /* the allocation the block is aligned in */
+};
+
+struct weft__pool {
+    weft__spinlock lock;
+    size_t size; /* bytes of a block */
+    size_t link; /* offset of its struct weft__pool_link */
+    struct weft__pool_link *free, *all;
+};
+
+#define WEFT__POOL_INIT(type, member) {.size = sizeof(type), .link = offsetof(type, member)}
+
+static inline void *weft__pool_obj(struct weft__pool *p, struct weft__pool_link *l)
+{
+    return (char *)l - p->link;
+}
+
+/* A recycled block as its last user left it, or a new zeroed one; NULL. */
+static inline void *weft__pool_get(struct weft__pool *p)
+{
+    weft__spin_lock(&p->lock);
+    struct weft__pool_link *l = p->free;
+    if (l)
+        p->free = l->next_free;
+    weft__spin_unlock(&p->lock);
+    if (l)
+        return weft__pool_obj(p, l);
+    void *mem = weft__calloc(p->size + WEFT__CACHELINE);
+    if (!mem)
+        return NULL;
+    char *obj = (void *)(((uintptr_t)mem + WEFT__CACHELINE - 1) & ~(uintptr_t)(WEFT__CACHELINE - 1));
+    l = (struct weft__pool_link *)(obj + p->link);
+    l->mem = mem;
+    weft__spin_lock(&p->lock);
+    l->next_all = p->all;
+    p->all = l;
+    weft__spin_unlock(&p->lock);
+    return obj;
+}
+
+static inline void weft__pool_put(struct weft__pool *p, void *obj)
+{
+    struct weft__pool_link *l = (struct weft__pool_link *)((char *)obj + p->link);
+    weft__spin_lock(&p->lock);
+    l->next_free = p->free;
+    p->free = l;
+    weft__spin_unlock(&p->lock);
+}
+
+/* Frees every block, live or recycled, after fini(obj) has freed what it
+ * holds (runtime stop: no call is in progress any more). */
+static inline void weft__pool_term(struct weft__pool *p, void (*fini)(void *obj))
+{
+    while (p->all) {
+        struct weft__pool_link *l = p->all;
+        p->all = l->next_all;
+        fini(weft__pool_obj(p, l));
+        weft__free(l->mem, p->size + WEFT__CACHELINE);
+    }
+    p->free = NULL;
+}
+
 enum { WEFT__CHAN_INLINE = 64 }; /* buffers up to this size live in the block */
 
 /* The lock has a cache line of its own: a core spinning on it then does not
@@ -81,8 +151,7 @@ struct weft__chan {
     weft_pid last_user, prev_user; /* the two processes that used it last
                                       (deadlock report) */
     unsigned char *buf;
-    struct weft__chan *next_free, *next_all;
-    void *mem;                  /* the allocation it is aligned in */
+    struct weft__pool_link link;
     unsigned char inline_buf[WEFT__CHAN_INLINE];
 };
 

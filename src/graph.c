@@ -30,6 +30,14 @@ static void put(struct weft__graph *g)
         weft__graph_free(g);
 }
 
+/* The graph's own memory: its tables and its block. */
+static void free_memory(struct weft__graph *g)
+{
+    weft__free(g->nodes, g->nodes_cap * sizeof *g->nodes);
+    weft__free(g->edges, g->edges_cap * sizeof *g->edges);
+    weft__free(g, sizeof *g);
+}
+
 void weft__graph_free(struct weft__graph *g)
 {
     for (unsigned i = 0; i < g->nedges; i++)
@@ -48,22 +56,17 @@ void weft__graph_free(struct weft__graph *g)
         weft_dvar_release(g->done);
     if (g->started)
         weft_dvar_release(g->started);
-    weft__free(g->nodes, g->nodes_cap * sizeof *g->nodes);
-    weft__free(g->edges, g->edges_cap * sizeof *g->edges);
-    weft__free(g, sizeof *g);
+    free_memory(g);
 }
 
 /* At the runtime's stop every process has ended; the channels and dataflow
  * variables go with their own pools, so only the graphs' memory is left. */
 static void term_one(void *obj, uint64_t handle, void *arg)
 {
-    struct weft__graph *g = obj;
-    (void)arg;
-    weft__graph_run_free(g);
-    weft__free(g->nodes, g->nodes_cap * sizeof *g->nodes);
-    weft__free(g->edges, g->edges_cap * sizeof *g->edges);
-    weft__free(g, sizeof *g);
     (void)handle;
+    (void)arg;
+    weft__graph_run_free(obj);
+    free_memory(obj);
 }
 
 void weft__graph_term(void)

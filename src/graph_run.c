@@ -64,6 +64,7 @@ struct weft_node_io {
     weft_case cases[WEFT_NODE_PORTS_MAX]; /* MERGE and weft_node_recv_any */
     struct weft__proc *self;    /* its process */
     unsigned batch;             /* values moved per channel operation (streamed) */
+    bool passes_input;          /* FILTER, SPLIT, BROADCAST: the input goes out as it is */
     unsigned staged;            /* values staged in all (streamed) */
     uint32_t firing;            /* streamed: firings so far (wrapping) */
     unsigned pending[WEFT_NODE_PORTS_MAX]; /* values staged per output */
@@ -419,8 +420,6 @@ static bool stage(struct weft_node_io *io, int what)
     const weft_node_spec *s = &io->n->spec;
     unsigned first = what >= 0 ? (unsigned)what : 0;
     unsigned last = what >= 0 ? (unsigned)what + 1 : what == EMIT_ALL ? s->outputs : 0;
-    bool passed_on = s->kind == WEFT_NODE_FILTER || s->kind == WEFT_NODE_SPLIT ||
-                     s->kind == WEFT_NODE_BROADCAST;
     bool full = false;
     uint32_t firing = io->firing++;
     if (s->kind == WEFT_NODE_SOURCE)
@@ -431,7 +430,7 @@ static bool stage(struct weft_node_io *io, int what)
             continue;
         }
         unsigned k = io->pending[j]++;
-        memcpy(io->out_batch[j] + k * s->out_size[j], passed_on ? io->inp[0] : io->outp[j],
+        memcpy(io->out_batch[j] + k * s->out_size[j], io->passes_input ? io->inp[0] : io->outp[j],
                s->out_size[j]);
         io->staged_by[j][k] = firing;
         full |= k + 1 == io->batch;
@@ -550,7 +549,7 @@ static intptr_t run_worker(struct weft_node_io *io)
             io->dropped += s->inputs;
             return finish(io, fail(io, r));
         }
-        if (s->kind == WEFT_NODE_FILTER || s->kind == WEFT_NODE_SPLIT) /* passed on */
+        if (io->passes_input)
             memcpy(out[what >= 0 ? what : 0], io->inp[0], s->in_size[0]);
         if (!in_order) {
             if (!emit(io, what, out))
@@ -774,14 +773,12 @@ static struct weft_node_io *io_make(struct weft__graph *g, weft_node index, int 
                                    .buf = (void *)io->inp[i], .size = n->spec.in_size[i]};
     }
     size_t outs = in_offset(n, n->spec.inputs);
+    int k = n->spec.kind;
+    io->passes_input = k == WEFT_NODE_FILTER || k == WEFT_NODE_SPLIT || k == WEFT_NODE_BROADCAST;
     for (unsigned j = 0; j < n->spec.outputs; j++) {
         io->out[j] = g->edges[n->out_edge[j]].ch;
         io->out_open[j] = true;
-        /* FILTER, SPLIT and BROADCAST pass their input on as it is. */
-        int k = n->spec.kind;
-        io->outp[j] = k == WEFT_NODE_FILTER || k == WEFT_NODE_SPLIT || k == WEFT_NODE_BROADCAST
-                          ? (void *)io->inp[0]
-                          : io->buf + outs + out_offset(n, j);
+        io->outp[j] = io->passes_input ? (void *)io->inp[0] : io->buf + outs + out_offset(n, j);
     }
     io->outputs_open = n->spec.outputs;
     return io;
