@@ -23,6 +23,7 @@
 #include <errno.h> /* the codes weft returns, negated */
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h> /* ssize_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +104,9 @@ typedef struct weft_config {
      * give the same lines, byte for byte. */
     void (*trace)(void *trace_ud, const char *event);
     void *trace_ud;
+    /* Most helper threads of the offload pool (weft_offload), started as
+     * calls need them. 0: WEFT_OFFLOAD_THREADS_DEFAULT. */
+    unsigned offload_threads;
 } weft_config;
 
 /* Schedules. Deterministic mode: the workers are logical workers that take
@@ -375,9 +379,12 @@ enum {
                            weft_match * cast to uint64_t, or 0 for any */
     WEFT_CASE_DVAR = 4, /* read dataflow variable handle into buf once it is
                            bound (result: 0, or the error it was failed with) */
-    WEFT_CASE_STREAM = 5 /* read the next value of stream reader handle (or
+    WEFT_CASE_STREAM = 5, /* read the next value of stream reader handle (or
                            of a QUEUE stream) into buf (result: 0, or -EPIPE
                            once the stream is closed and read to its end) */
+    WEFT_CASE_FD = 6      /* file descriptor handle is ready for the events in
+                           size (WEFT_FD_READ, WEFT_FD_WRITE); buf unused
+                           (result: the ready events, as weft_fd_wait) */
 };
 
 typedef struct weft_case {
@@ -403,6 +410,8 @@ typedef struct weft_case {
     ((weft_case){.kind = WEFT_CASE_DVAR, .handle = (dv), .buf = (ptr), .size = sizeof *(ptr)})
 #define WEFT_STREAM_CASE(reader, ptr) \
     ((weft_case){.kind = WEFT_CASE_STREAM, .handle = (reader), .buf = (ptr), .size = sizeof *(ptr)})
+#define WEFT_FD_CASE(fd, events) \
+    ((weft_case){.kind = WEFT_CASE_FD, .handle = (uint64_t)(int64_t)(fd), .size = (size_t)(events)})
 
 /* Policies of weft_select. */
 enum {
@@ -1057,6 +1066,177 @@ WEFT_API int weft_graph_release(weft_graph g);
 WEFT_API int weft_node_recv(weft_node_io *io, unsigned port, void *value, int64_t deadline);
 WEFT_API int weft_node_recv_any(weft_node_io *io, unsigned *port, void *value, int64_t deadline);
 WEFT_API int weft_node_send(weft_node_io *io, unsigned port, const void *value, int64_t deadline);
+
+/* ---- File descriptors ------------------------------------------------------------ */
+
+/* A process that waits for a file descriptor blocks only itself: the
+ * workers watch every waited-on descriptor with one epoll set, polled while
+ * they look for work (no thread is dedicated to it). A thread outside the
+ * runtime blocks its own OS thread.
+ *
+ * weft registers a descriptor with the poller the first time a process waits
+ * on it, and keeps it until weft_fd_close or weft_fd_forget. A descriptor
+ * that was waited on must be closed with weft_fd_close (or forgotten with
+ * weft_fd_forget before a plain close(2)): weft cannot see a close(2), and a
+ * new descriptor given the same number would inherit a stale registration.
+ * The calls below expect descriptors in non-blocking mode; the sockets
+ * weft makes are. */
+
+/* Readiness events. WEFT_FD_ERROR and WEFT_FD_HUP are reported, never asked for. */
+enum {
+    WEFT_FD_READ = 1,  /* readable, or a listening socket has a connection */
+    WEFT_FD_WRITE = 2, /* writable */
+    WEFT_FD_ERROR = 4, /* an error is pending on it */
+    WEFT_FD_HUP = 8    /* the peer hung up (reads will end) */
+};
+
+/* Waits until fd is ready for one of events (level-triggered, as poll(2):
+ * returns at once if it is ready now) or until the deadline; many processes
+ * may wait on one descriptor, and each is woken. Returns the ready events
+ * (> 0; ERROR and HUP come with whatever was asked). A regular file is
+ * always ready. As with poll(2), the operation that follows may still find
+ * nothing to do (another process took the data): it must handle EAGAIN.
+ * Errors: -EBADF (fd is not open, or was closed or forgotten through weft
+ * while waited on), -EINVAL [misuse] (events 0, or bits other than READ and
+ * WRITE), -ETIMEDOUT, -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_fd_wait(int fd, int events, int64_t deadline);
+
+/* Wakes every process waiting on fd (their calls fail with -EBADF), takes
+ * fd out of the poller and closes it. Returns 0, or -EBADF (not open). */
+WEFT_API int weft_fd_close(int fd);
+
+/* As weft_fd_close, but leaves fd open: weft forgets it, for code that
+ * hands it to another event loop or closes it itself. 0, or -EBADF. */
+WEFT_API int weft_fd_forget(int fd);
+
+/* ---- Sockets ------------------------------------------------------------------------ */
+
+/* TCP over IPv4 and IPv6, and Unix stream sockets, for processes. Sockets
+ * are plain file descriptors in non-blocking, close-on-exec mode: setsockopt
+ * and the other socket calls work on them; close them with weft_fd_close.
+ * Every call that can wait takes a deadline, and completes as much as it
+ * can before it: the read and write calls never block a worker. Writes never
+ * raise SIGPIPE. */
+
+/* An address: IPv4, IPv6 or a Unix socket path. sa holds a struct
+ * sockaddr_storage and len its used bytes: WEFT_ADDR_SOCKADDR(a) is the
+ * struct sockaddr * for the socket calls. (weft.h does not include
+ * <sys/socket.h>, whose names, such as connect, would clash with a
+ * program's own.) */
+typedef struct weft_addr {
+    union {
+        unsigned char bytes[128];
+        uint64_t align_;
+    } sa;
+    uint32_t len;
+} weft_addr;
+#define WEFT_ADDR_SOCKADDR(a) ((struct sockaddr *)(void *)&(a)->sa)
+
+/* Fills *out from a numeric IPv4 or IPv6 literal ("127.0.0.1", "::1",
+ * "fe80::1%eth0") and a port; no name lookup. ip NULL: every IPv4 address
+ * (0.0.0.0). Errors: -EINVAL [misuse] (out NULL, port outside 0..65535), -EINVAL (ip
+ * is not a literal). */
+WEFT_API int weft_addr_ip(weft_addr *out, const char *ip, int port);
+
+/* Fills *out with a Unix socket path. Errors: -EINVAL [misuse] (NULL),
+ * -ENAMETOOLONG (path longer than sockaddr_un holds). */
+WEFT_API int weft_addr_unix(weft_addr *out, const char *path);
+
+/* Resolves host (a name or a literal) on the offload pool, so the caller's
+ * worker goes on running others; family: AF_UNSPEC, AF_INET or AF_INET6.
+ * Stores up to max addresses with the given port in out; returns how many
+ * (>= 1). Errors: -ENXIO (the name does not resolve), -EAGAIN (the name
+ * server failed for now), -EIO (it failed for good), -EINVAL [misuse]
+ * (host or out NULL, max 0, port or family out of range), -ETIMEDOUT,
+ * -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_addr_resolve(const char *host, int port, int family, weft_addr *out, int max,
+                               int64_t deadline);
+
+/* Writes "1.2.3.4:80", "[::1]:80" or "unix:/path" into buf (always
+ * terminated); returns the text's length, or -EINVAL [misuse] (NULL, an
+ * unknown family), -ENOSPC (buf too small; truncated). */
+WEFT_API int weft_addr_format(const weft_addr *addr, char *buf, size_t size);
+
+/* The port of an IP address (-EINVAL for a Unix one or NULL). */
+WEFT_API int weft_addr_port(const weft_addr *addr);
+
+/* The local address a socket is bound to (after listening on port 0, say).
+ * 0, or -EBADF, -ENOTSOCK, -EINVAL [misuse] (out NULL). */
+WEFT_API int weft_sock_addr(int fd, weft_addr *out);
+
+/* A listening stream socket on addr (TCP or Unix by its family; IP sockets
+ * get SO_REUSEADDR, IPv6 ones accept IPv4 too). backlog <= 0: SOMAXCONN.
+ * Returns the descriptor, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL,
+ * -EAFNOSUPPORT, -EMFILE/-ENFILE (out of descriptors), -EINVAL [misuse]
+ * (addr NULL or of no known family), -ENOMEM. */
+WEFT_API int weft_listen(const weft_addr *addr, int backlog);
+
+/* Waits for a connection on listening socket fd; stores the peer's
+ * address in *peer unless NULL. TCP connections get TCP_NODELAY. Returns the
+ * new descriptor, or -ETIMEDOUT, -EMFILE/-ENFILE (out of descriptors: the
+ * pending connection stays queued), -EINVAL (fd does not listen), -EBADF,
+ * -ENOTSOCK, -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_accept(int fd, weft_addr *peer, int64_t deadline);
+
+/* Connects a new stream socket to addr. Returns the descriptor, or
+ * -ECONNREFUSED, -ENETUNREACH, -EHOSTUNREACH, -ETIMEDOUT (the deadline came
+ * first; the socket is closed), -ENOENT (no Unix socket at that path),
+ * -EMFILE/-ENFILE, -EINVAL [misuse] (addr NULL or of no known family),
+ * -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+WEFT_API int weft_connect(const weft_addr *addr, int64_t deadline);
+
+/* Reads what has arrived, 1 to len bytes, waiting for the first byte until
+ * the deadline. Returns the count, 0 at the end of the stream, or
+ * -ECONNRESET (the peer reset the connection), -ETIMEDOUT, -EBADF,
+ * -EINVAL [misuse] (buf NULL with len > 0, len above SSIZE_MAX: a negative
+ * size cast to size_t), -ECANCELED, -ESHUTDOWN, or another negated errno of
+ * recv(2)/read(2). len 0 returns 0 at once. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
+
+/* Writes 1 to len bytes, waiting for room until the deadline. Returns the
+ * count, or -EPIPE / -ECONNRESET (the peer is gone), -ETIMEDOUT, and
+ * weft_read's other errors. */
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline);
+
+/* Reads exactly len bytes. Returns len; 0 if the stream ended before its
+ * first byte; -EPIPE if it ended part way; weft_read's errors otherwise
+ * (the bytes read before an error are in buf but not counted). */
+WEFT_API ssize_t weft_read_exactly(int fd, void *buf, size_t len, int64_t deadline);
+
+/* Writes all len bytes. Returns len, or weft_write's errors (after a
+ * partial write, which the error does not say). */
+WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len, int64_t deadline);
+
+/* Shuts down reading, writing or both (SHUT_RD, SHUT_WR, SHUT_RDWR); a
+ * process waiting on fd sees the end. 0, or -EBADF, -ENOTCONN, -ENOTSOCK,
+ * -EINVAL [misuse] (an unknown how). */
+WEFT_API int weft_shutdown(int fd, int how);
+
+/* ---- Offload pool ------------------------------------------------------------------- */
+
+/* Runs blocking code (getaddrinfo, disk I/O, a blocking C library) on a
+ * pool of helper threads while the calling process waits without holding
+ * its worker. The pool starts threads as calls need them, up to
+ * weft_config.offload_threads; further calls queue in order.
+ *
+ * weft_offload runs fn(arg) on a helper thread and returns 0 once it has
+ * returned. If the deadline comes (or the process is cancelled) first:
+ *  - fn has not started: it never will; the call fails.
+ *  - fn is running: with abandon NULL, the call waits for fn to return
+ *    whatever the deadline; otherwise it fails at once, and when fn returns
+ *    the helper thread calls abandon(arg), which owns arg from then on (it
+ *    frees what the caller can no longer take).
+ * fn and abandon run outside the runtime: they may use weft only as a
+ * thread outside the runtime may.
+ * Errors: -ETIMEDOUT, -ECANCELED, -EINVAL [misuse] (fn NULL), -ENOMEM,
+ * -EAGAIN (no helper thread could start and none runs), -ESHUTDOWN. */
+typedef void weft_offload_fn(void *arg);
+WEFT_API int weft_offload(weft_offload_fn *fn, void *arg, weft_offload_fn *abandon,
+                          int64_t deadline);
+
+/* Default and largest offload pool sizes. */
+#define WEFT_OFFLOAD_THREADS_DEFAULT 16
+#define WEFT_OFFLOAD_THREADS_MAX 1024
 
 /* ---- Diagnostics ---------------------------------------------------------------- */
 

@@ -239,6 +239,11 @@ static void print_wait(struct out *o, struct snapshot *s, struct entry *e)
                 out_printf(o, "%s its mailbox", shown++ ? "," : "");
                 continue;
             }
+            if (e->cases[i].kind == WEFT_CASE_FD) {
+                out_printf(o, "%s file descriptor %lld", shown++ ? "," : "",
+                           (long long)(int64_t)e->cases[i].handle);
+                continue;
+            }
             out_printf(o, "%s %s channel %#llx", shown++ ? "," : "",
                        e->cases[i].kind == WEFT_CASE_SEND ? "send on" : "receive on",
                        (unsigned long long)e->cases[i].handle);
@@ -256,6 +261,9 @@ static void print_wait(struct out *o, struct snapshot *s, struct entry *e)
         break;
     case WEFT__WHY_ACTORS:
         out_printf(o, "an idle actor runner, waiting for actors to run");
+        break;
+    case WEFT__WHY_FD:
+        out_printf(o, "waiting for file descriptor %d", (int)e->obj);
         break;
     default:
         out_printf(o, "waiting");

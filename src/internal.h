@@ -274,7 +274,8 @@ enum weft__why {
     WEFT__WHY_SELECT,     /* cases, ncases: the select's array */
     WEFT__WHY_RECV,       /* obj unused: a receive from its own mailbox */
     WEFT__WHY_MBOX_SEND,  /* obj: the pid whose full mailbox it waits on */
-    WEFT__WHY_ACTORS      /* an actor runner waiting for actors to run */
+    WEFT__WHY_ACTORS,     /* an actor runner waiting for actors to run */
+    WEFT__WHY_FD          /* obj: the file descriptor */
 };
 
 struct weft__waiter {
@@ -348,6 +349,9 @@ static inline bool weft__wait_claim(struct weft__waiter *w, unsigned ticket, int
 void weft__wait_resume(struct weft__waiter *w);
 /* weft__wait_resume from a caller running on worker self_worker (NULL outside). */
 void weft__wait_resume_from(struct weft__worker *self_worker, struct weft__waiter *w);
+/* The same, but a process goes to the back of the run queue, not to
+ * run-next (the poller wakes many at once). */
+void weft__wait_resume_queued(struct weft__worker *self_worker, struct weft__waiter *w);
 /* Claims whatever wait w is in, with -ECANCELED (runtime shutdown). */
 void weft__wait_cancel(struct weft__waiter *w);
 /* Cancels the waits of every waiting outside thread. */
@@ -434,6 +438,7 @@ struct weft__worker {
     atomic_bool parked;                        /* written under rt.idle_lock */
     int64_t park_until;                        /* its timeout while parked, under idle_lock */
     int64_t recheck_after;                     /* bound of a park while others are busy */
+    bool polling;                              /* parked in poll_hook, under idle_lock */
 
     pthread_t thread;
     void *altstack;                            /* sigaltstack for overflows */
@@ -488,6 +493,19 @@ struct weft__runtime {
      * run and no timer armed anywhere (called on that worker, no lock held).
      * true: look again in a while (an outside thread may still act). */
     bool (*stall_hook)(void);
+    /* The io layer's poller (poll.c), set before the workers start; NULL
+     * hooks: none. poll_hook waits for descriptor events until deadline
+     * (0: only a look; INT64_MAX: no limit) and makes the processes they
+     * wake runnable on w; poll_interrupt ends such a wait early;
+     * poll_periodic is a busy worker's look (on a process's stack), taken
+     * only when nobody has looked for a while. They return how many
+     * processes they woke. poll_waiters counts waits on descriptors;
+     * poller_busy: a parked worker waits in poll_hook (under idle_lock). */
+    int (*poll_hook)(struct weft__worker *w, int64_t deadline);
+    int (*poll_periodic)(struct weft__worker *w);
+    void (*poll_interrupt)(void);
+    atomic_long poll_waiters;
+    atomic_bool poller_busy;
 
     /* weft_run: RUN_* of runtime.c, the word its thread waits on. */
     atomic_uint run_state;
@@ -498,6 +516,10 @@ extern struct weft__runtime weft__rt;
 
 int weft__sched_start(unsigned nworkers);
 void weft__sched_stop(void);
+/* A thread outside the runtime waits on a descriptor (poll_waiters already
+ * counts it): makes sure that a worker will poll, waking one if every
+ * worker is parked and none waits in the poller. */
+void weft__sched_poll_kick(void);
 /* Makes p runnable. From a worker it goes to that worker's run-next slot
  * (lifo true) or queue; from outside, to the injection queue. */
 void weft__sched_ready(struct weft__proc *p, bool lifo);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dataflow.h"
+#include "io.h"
 #include "actor.h"
 
 static pthread_mutex_t lifecycle_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,6 +128,9 @@ static int start(const weft_config *cfg, bool by_run)
                             WEFT_STACK_MIN, WEFT_STACK_MAX);
     if (cfg->schedule < WEFT_SCHEDULE_THREADS || cfg->schedule > WEFT_SCHEDULE_PCT)
         return weft__misuse(-EINVAL, "weft_start: unknown schedule %d", cfg->schedule);
+    if (cfg->offload_threads > WEFT_OFFLOAD_THREADS_MAX)
+        return weft__misuse(-EINVAL, "weft_start: %u offload threads, at most %d",
+                            cfg->offload_threads, WEFT_OFFLOAD_THREADS_MAX);
     if (weft__worker_current())
         return weft__misuse(-EBUSY, "weft_start: called from inside the running runtime");
 
@@ -161,8 +165,25 @@ static int start(const weft_config *cfg, bool by_run)
     /* The debug layer's hook is installed before the workers read it. */
     if (!err)
         err = weft__debug_start(cfg->dump_signal);
-    if (!err && (err = weft__sched_start(n)) != 0)
-        weft__debug_stop();
+    /* The poller's hooks are in place before the workers read them; the
+     * offload pool starts no thread until a call needs one. */
+    if (!err) {
+        bool io_started = false, offload_started = false;
+        if ((err = weft__io_start()) == 0)
+            io_started = true;
+        if (!err && (err = weft__offload_init(cfg->offload_threads ? cfg->offload_threads
+                                                                   : WEFT_OFFLOAD_THREADS_DEFAULT)) == 0)
+            offload_started = true;
+        if (!err)
+            err = weft__sched_start(n);
+        if (err) {
+            if (offload_started)
+                weft__offload_stop();
+            if (io_started)
+                weft__io_stop();
+            weft__debug_stop();
+        }
+    }
     if (!err) {
         run_owned = by_run;
         atomic_store(&weft__rt.state, WEFT__RT_RUNNING);
@@ -241,7 +262,9 @@ static int stop(int64_t deadline, bool by_run)
     weft__stream_pool_term();
     weft__dvar_pool_term();
     weft__chan_pool_term();
+    weft__offload_stop();
     weft__sched_stop();
+    weft__io_stop();
     weft__msg_depot_term();
     if (atomic_load(&weft__det_on))
         weft__det_stop();

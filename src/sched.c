@@ -59,6 +59,8 @@ enum {
 /* A parked worker looks again after this long (ns) while another is busy,
  * twice as long after each look that found nothing, up to the maximum. */
 #define BUSY_RECHECK ((int64_t)100 * 1000)
+/* A deterministic runtime with nothing to run looks at the poller this often (ns). */
+#define DET_POLL_EVERY ((int64_t)1000 * 1000)
 #define BUSY_RECHECK_MAX ((int64_t)128 * 1000 * 1000)
 
 struct weft__runtime weft__rt = {
@@ -202,7 +204,10 @@ static bool unpark_locked(struct weft__worker *w)
     atomic_fetch_sub(&weft__rt.nidle, 1);
     atomic_fetch_add(&weft__rt.nspinning, 1); /* it wakes up looking for work */
     atomic_store_explicit(&w->park_futex, 1, memory_order_release);
-    weft__futex_wake(&w->park_futex, 1);
+    if (w->polling)
+        weft__rt.poll_interrupt();
+    else
+        weft__futex_wake(&w->park_futex, 1);
     return true;
 }
 
@@ -241,6 +246,14 @@ void weft__sched_notify(bool fenced)
     if (fenced)
         atomic_thread_fence(memory_order_seq_cst);
     notify_local();
+}
+
+void weft__sched_poll_kick(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&weft__rt.nidle, memory_order_relaxed) == weft__rt.nworkers &&
+        !atomic_load_explicit(&weft__rt.poller_busy, memory_order_relaxed))
+        unpark_one();
 }
 
 /* The timer is in its heap (published before the fence); a parking worker
@@ -497,8 +510,12 @@ __attribute__((noinline)) static struct weft__proc *pick_periodic(struct weft__w
     unsigned phase = tick % GLOBAL_EVERY;
     if (!p && phase == 0)
         p = global_pop(w);
-    if (!p && phase == TIMERS_PHASE && weft__timer_next(&w->timers) != INT64_MAX)
-        run_due_timers(w, false);
+    if (!p && phase == TIMERS_PHASE) {
+        if (weft__timer_next(&w->timers) != INT64_MAX)
+            run_due_timers(w, false);
+        if (atomic_load_explicit(&weft__rt.poll_waiters, memory_order_relaxed) > 0)
+            weft__rt.poll_periodic(w);
+    }
     return p;
 }
 
@@ -640,10 +657,17 @@ static int64_t earliest_timer(void)
 /* Counts w idle, parked until `until`, then fences: a waker that adds work
  * after reading the idle count either sees w parked or is seen by w's look
  * at the queues after this. */
-static void enter_parked(struct weft__worker *w, int64_t until)
+static void enter_parked(struct weft__worker *w, int64_t until, bool may_poll)
 {
     pthread_mutex_lock(&weft__rt.idle_lock);
     stop_spinning(w);
+    /* One parked worker at a time waits in the poller, while descriptors
+     * are waited on; its wakers interrupt it instead of its futex. */
+    w->polling = may_poll && weft__rt.poll_hook &&
+                 atomic_load_explicit(&weft__rt.poll_waiters, memory_order_relaxed) > 0 &&
+                 !atomic_load_explicit(&weft__rt.poller_busy, memory_order_relaxed);
+    if (w->polling)
+        atomic_store_explicit(&weft__rt.poller_busy, true, memory_order_relaxed);
     w->park_until = until;
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
     refresh_next_wake();
@@ -658,6 +682,10 @@ static void enter_parked(struct weft__worker *w, int64_t until)
 static void leave_parked(struct weft__worker *w, bool spinning)
 {
     pthread_mutex_lock(&weft__rt.idle_lock);
+    if (w->polling) {
+        w->polling = false;
+        atomic_store_explicit(&weft__rt.poller_busy, false, memory_order_relaxed);
+    }
     if (atomic_load_explicit(&w->parked, memory_order_relaxed)) {
         atomic_store_explicit(&w->parked, false, memory_order_relaxed);
         refresh_next_wake();
@@ -675,7 +703,7 @@ static void leave_parked(struct weft__worker *w, bool spinning)
 static bool park(struct weft__worker *w)
 {
     int64_t deadline = earliest_timer();
-    enter_parked(w, deadline);
+    enter_parked(w, deadline, true);
 
     /* Look again after the fence: work or a timer added meanwhile by a thread
      * that did not see us parked yet. The earlier deadline stands too: it
@@ -685,7 +713,10 @@ static bool park(struct weft__worker *w)
     bool recheck = false;
     if (!work_visible(w)) {
         bool all_idle = atomic_load(&weft__rt.nidle) == weft__rt.nworkers;
-        if (deadline == INT64_MAX && weft__rt.stall_hook && all_idle && weft__rt.stall_hook())
+        /* A process waiting on a descriptor may be woken from outside. */
+        bool fd_waits = atomic_load(&weft__rt.poll_waiters) > 0;
+        if (deadline == INT64_MAX && weft__rt.stall_hook && all_idle && !fd_waits &&
+            weft__rt.stall_hook())
             deadline = weft_now() + STALL_RECHECK;
         /* Work a busy worker holds may never wake us: its run-next process
          * (stealable only at a second look) or a push whose waker read nidle
@@ -694,10 +725,18 @@ static bool park(struct weft__worker *w)
             deadline = weft_now() + w->recheck_after;
             recheck = true;
         }
-        while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
-            weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
-            if (deadline != INT64_MAX && weft_now() >= deadline)
-                break;
+        if (w->polling) {
+            /* Woken processes are in w's queue: the park ends with them. */
+            while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0 &&
+                   weft__rt.poll_hook(w, deadline) == 0)
+                if (deadline != INT64_MAX && weft_now() >= deadline)
+                    break;
+        } else {
+            while (atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
+                weft__futex_wait(&w->park_futex, 0, deadline == INT64_MAX ? -1 : deadline);
+                if (deadline != INT64_MAX && weft_now() >= deadline)
+                    break;
+            }
         }
     }
     leave_parked(w, true);
@@ -727,6 +766,10 @@ static struct weft__proc *find_work(struct weft__worker *w)
             return NULL;
         }
         if (run_due_timers(w, true) > 0 && (p = pick_local(w)))
+            break;
+        /* Descriptors, once per search (the park waits on them). */
+        if (spins == 0 && atomic_load_explicit(&weft__rt.poll_waiters, memory_order_relaxed) > 0 &&
+            weft__rt.poll_hook(w, 0) > 0 && (p = pick_local(w)))
             break;
         if ((p = with_stack(w, global_pop(w))) || (p = with_stack(w, steal(w))) ||
             (p = pick_local(w)))
@@ -850,7 +893,7 @@ static void *worker_main(void *arg)
  * the threaded mode find it; real_deadline -1: no limit. */
 static void det_park(struct weft__worker *w, int64_t real_deadline)
 {
-    enter_parked(w, INT64_MAX);
+    enter_parked(w, INT64_MAX, false);
     while (!atomic_load(&weft__rt.global_len) && !atomic_load(&weft__rt.workers_exit) &&
            atomic_load_explicit(&w->park_futex, memory_order_acquire) == 0) {
         weft__futex_wait(&w->park_futex, 0, real_deadline);
@@ -885,6 +928,9 @@ static void det_loop(struct weft__worker *w0)
          * with processes that never block. */
         if (earliest_timer() <= weft_now())
             run_due_timers(w0, true);
+        /* Descriptor events are outside the replay, as threads are. */
+        if (atomic_load_explicit(&rt->poll_waiters, memory_order_relaxed) > 0)
+            rt->poll_hook(w0, 0);
         unsigned wi;
         if ((p = weft__det_pick(rt->nworkers, &wi))) {
             struct weft__worker *w = &rt->workers[wi];
@@ -903,7 +949,9 @@ static void det_loop(struct weft__worker *w0)
             continue;
         }
         int64_t real_deadline = WEFT_FOREVER;
-        if (rt->stall_hook && weft__rt.stall_hook())
+        if (atomic_load_explicit(&rt->poll_waiters, memory_order_relaxed) > 0)
+            real_deadline = weft__clock_real() + DET_POLL_EVERY;
+        else if (rt->stall_hook && weft__rt.stall_hook())
             real_deadline = weft__clock_real() + STALL_RECHECK;
         if (!weft__det_runnable()) /* a deadlock's report cancels every process */
             det_park(w0, real_deadline);
@@ -958,6 +1006,8 @@ static void stop_workers(unsigned started)
         atomic_store(&rt->workers[i].park_futex, 1);
         weft__futex_wake(&rt->workers[i].park_futex, 1);
     }
+    if (rt->poll_interrupt)
+        rt->poll_interrupt(); /* a worker parked in the poller */
     pthread_mutex_unlock(&rt->idle_lock);
     for (unsigned i = 0; i < started; i++)
         pthread_join(rt->workers[i].thread, NULL);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "dataflow.h"
+#include "io.h"
 
 #define case_kind weft__case_kind
 
@@ -80,7 +81,7 @@ static void recv_disarm(void *obj, weft_case *c, struct weft__chan_op *op)
     weft__chan_disarm(obj, false, op);
 }
 
-enum { KINDS = WEFT_CASE_STREAM + 1 };
+enum { KINDS = WEFT_CASE_FD + 1 };
 
 static const struct case_kind chan_send_kind = {chan_find, chan_lock, chan_check, send_try,
                                                 send_arm, send_disarm, false};
@@ -93,6 +94,7 @@ static const struct case_kind *const kinds[KINDS] = {
     [WEFT_CASE_MSG] = &weft__msg_case_kind,
     [WEFT_CASE_DVAR] = &weft__dvar_case_kind,
     [WEFT_CASE_STREAM] = &weft__stream_case_kind,
+    [WEFT_CASE_FD] = &weft__fd_case_kind,
 };
 
 /* wait_all's answer when a recheck case was woken but found nothing. */
@@ -342,7 +344,7 @@ int weft_select(weft_case *cases, size_t n, int policy, int64_t deadline)
         if (cases[i].kind <= 0 || cases[i].kind >= KINDS || !kinds[cases[i].kind])
             return weft__misuse(-EINVAL, "weft_select: case %zu has unknown kind %d", i,
                                 cases[i].kind);
-        if (!cases[i].buf)
+        if (!cases[i].buf && cases[i].kind != WEFT_CASE_FD)
             return weft__misuse(-EINVAL, "weft_select: case %zu has a NULL buffer", i);
         /* Checked here, not by the case's find: -EPERM is -1, which the
          * passes below read as "no case ready". */

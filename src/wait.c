@@ -74,6 +74,11 @@ void weft__wait_resume_from(struct weft__worker *self_worker, struct weft__waite
     resume_from(self_worker, w, true);
 }
 
+void weft__wait_resume_queued(struct weft__worker *self_worker, struct weft__waiter *w)
+{
+    resume_from(self_worker, w, false);
+}
+
 void weft__wait_abandon(struct weft__waiter *w, unsigned ticket)
 {
     unsigned expected = ticket;
