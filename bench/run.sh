@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # bench/run.sh: runs weft-bench and the peer programs side by side, each
 # benchmark R times (default 3) under taskset, and prints the medians as
-# Markdown tables (core, actors, dataflow, word frequency).
+# Markdown tables (core, actors, dataflow, word frequency, HTTP).
 # Usage: bench/run.sh [--runs R] [--build DIR] [--only TABLES]
-# TABLES is a comma-separated list of core, actors, dataflow, wordfreq (default:
-# all of them). The dataflow table runs pipeline (weft, Go, oneTBB) and the
+# TABLES is a comma-separated list of core, actors, dataflow, wordfreq, http
+# (default: all of them). The dataflow table runs pipeline (weft, Go, oneTBB) and the
 # wordfreq table the example examples/example-wordfreq (at 1 and 2 workers and
 # sequentially); both alternate the systems run by run, so that drift on a
-# shared machine hits them alike.
+# shared machine hits them alike. The http tables come from bench/http.sh (the
+# HTTP hello example and Go's net/http under wrk with 10,000 connections, and
+# their memory per idle connection; about 3 minutes at 3 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3
 build=_build/release
-only=core,actors,dataflow,wordfreq
-usage() { echo "usage: bench/run.sh [--runs R] [--build DIR] [--only core,actors,dataflow,wordfreq]" >&2; exit 2; }
+only=core,actors,dataflow,wordfreq,http
+usage() { echo "usage: bench/run.sh [--runs R] [--build DIR] [--only core,actors,dataflow,wordfreq,http]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) [ $# -ge 2 ] || usage; runs=$2; shift 2 ;;
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for t in ${only//,/ }; do
-  case $t in core|actors|dataflow|wordfreq) ;; *) usage ;; esac
+  case $t in core|actors|dataflow|wordfreq|http) ;; *) usage ;; esac
 done
 want() { [[ ",$only," == *",$1,"* ]]; }
 weft=$build/bench/weft-bench
@@ -215,4 +217,10 @@ else
   echo "2-worker / 1-worker throughput: $(ratio2 "${alt_med[1]}" "${alt_med[0]}") (goal >= 1.8x);" \
        "2-worker / sequential: $(ratio2 "${alt_med[1]}" "${alt_med[2]}"); 1-worker / sequential: $(ratio2 "${alt_med[0]}" "${alt_med[2]}")"
 fi
+fi
+
+# The HTTP tables (weft-http-hello and Go's net/http under wrk, idle connection
+# memory): bench/http.sh, which pins the servers and alternates them itself.
+if want http; then
+  bash bench/http.sh --runs "$runs" --build "$build" --no-header
 fi

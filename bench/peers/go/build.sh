@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build the Go peer benchmark program weftpeer-go (standard library only, no network).
+# Build the Go peer benchmark program weftpeer-go and, beside it, the HTTP hello server
+# weftpeer-go-http (http.go, for bench/http.sh) (standard library only, no network).
 #
 #   bench/peers/go/build.sh [OUTPUT]     # default OUTPUT: bench/peers/go/weftpeer-go
+#                                        # the server goes to OUTPUT-http
 #
 # GOPROXY=off guarantees no download is attempted. When the usual Go cache directories are not
 # writable (e.g. HOME is read-only), GOCACHE/GOPATH go under ${TMPDIR:-/tmp}.
@@ -32,3 +34,6 @@ mkdir -p "$(dirname "$out")"
 cd "$here"
 go build -trimpath -o "$out" .
 echo "built $out"
+# http.go has the "ignore" build constraint (it is its own main package): built by file name.
+go build -trimpath -o "$out-http" http.go
+echo "built $out-http"
