@@ -133,6 +133,11 @@ static uint64_t event_data(struct weft__fd *d, uint32_t gen)
  * the first with the same data. */
 static int fd_register(struct weft__fd *d, uint32_t gen)
 {
+    /* Registered already (every wait but a descriptor's first): a stale
+     * answer is caught by the generation check under the lock, later. */
+    if (__atomic_load_n(&d->registered, __ATOMIC_RELAXED) &&
+        atomic_load_explicit(&d->gen, memory_order_relaxed) == gen)
+        return 0;
     weft__spin_lock(&d->lock);
     int state = atomic_load_explicit(&d->gen, memory_order_relaxed) != gen || d->closing ? -EBADF
                 : d->always_ready                                          ? 1
