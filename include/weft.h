@@ -1115,8 +1115,14 @@ WEFT_API int weft_fd_forget(int fd);
  * are plain file descriptors in non-blocking, close-on-exec mode: setsockopt
  * and the other socket calls work on them; close them with weft_fd_close.
  * Every call that can wait takes a deadline, and completes as much as it
- * can before it: the read and write calls never block a worker. Writes never
- * raise SIGPIPE. */
+ * can before it: the read and write calls never block a worker. A deadline
+ * of 0 (or past) makes one attempt: -ETIMEDOUT if it could do nothing.
+ * Writes never raise SIGPIPE. From a thread outside the runtime the calls
+ * block that thread. The calls that wait, and weft_listen and weft_connect,
+ * need a running runtime (-ESHUTDOWN without one; listen and connect give
+ * -ECANCELED while it shuts down, the others as any wait); the address
+ * calls, weft_sock_addr and weft_shutdown work without one. A weft_addr
+ * output is written only when its call succeeds. */
 
 /* An address: IPv4, IPv6 or a Unix socket path. sa holds a struct
  * sockaddr_storage and len its used bytes: WEFT_ADDR_SOCKADDR(a) is the
@@ -1133,56 +1139,76 @@ typedef struct weft_addr {
 #define WEFT_ADDR_SOCKADDR(a) ((struct sockaddr *)(void *)&(a)->sa)
 
 /* Fills *out from a numeric IPv4 or IPv6 literal ("127.0.0.1", "::1",
- * "fe80::1%eth0") and a port; no name lookup. ip NULL: every IPv4 address
- * (0.0.0.0). Errors: -EINVAL [misuse] (out NULL, port outside 0..65535), -EINVAL (ip
- * is not a literal). */
+ * "fe80::1%eth0", "fe80::1%2") and a port; no name lookup. ip NULL: every
+ * IPv4 address (0.0.0.0). Errors: -EINVAL [misuse] (out NULL, port outside
+ * 0..65535), -EINVAL (ip is not a literal, or names an unknown interface). */
 WEFT_API int weft_addr_ip(weft_addr *out, const char *ip, int port);
 
 /* Fills *out with a Unix socket path. Errors: -EINVAL [misuse] (NULL),
- * -ENAMETOOLONG (path longer than sockaddr_un holds). */
+ * -EINVAL (an empty path), -ENAMETOOLONG (path longer than sockaddr_un
+ * holds: 107 bytes on Linux). */
 WEFT_API int weft_addr_unix(weft_addr *out, const char *path);
 
 /* Resolves host (a name or a literal) on the offload pool, so the caller's
  * worker goes on running others; family: AF_UNSPEC, AF_INET or AF_INET6.
- * Stores up to max addresses with the given port in out; returns how many
- * (>= 1). Errors: -ENXIO (the name does not resolve), -EAGAIN (the name
- * server failed for now), -EIO (it failed for good), -EINVAL [misuse]
- * (host or out NULL, max 0, port or family out of range), -ETIMEDOUT,
- * -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+ * Stores up to max distinct addresses, in getaddrinfo's order, with the
+ * given port in out; returns how many (>= 1). A literal is answered at
+ * once, without the pool or a runtime (-ENXIO if it is of the other family
+ * than asked). The deadline holds even while the name server does not
+ * answer (the lookup is then left to finish on its helper thread).
+ * Errors: -ENXIO (the name does not resolve), -EAGAIN (the name server
+ * failed for now, or none could be reached), -EIO (it failed for good),
+ * -EINVAL [misuse] (host or out NULL, max < 1, port or family out of
+ * range), -ETIMEDOUT, -ECANCELED, -ENOMEM, -ESHUTDOWN (a name, no runtime);
+ * -EAGAIN also when no offload thread could start. */
 WEFT_API int weft_addr_resolve(const char *host, int port, int family, weft_addr *out, int max,
                                int64_t deadline);
 
-/* Writes "1.2.3.4:80", "[::1]:80" or "unix:/path" into buf (always
- * terminated); returns the text's length, or -EINVAL [misuse] (NULL, an
- * unknown family), -ENOSPC (buf too small; truncated). */
+/* Writes "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" or "unix:/path"
+ * into buf (always terminated; an unnamed Unix address is "unix:", an
+ * abstract one "unix:@name"); returns the text's length, or -EINVAL
+ * [misuse] (NULL, an unknown family or a length that does not fit it),
+ * -ENOSPC (buf too small: truncated; size 0: nothing written). */
 WEFT_API int weft_addr_format(const weft_addr *addr, char *buf, size_t size);
 
-/* The port of an IP address (-EINVAL for a Unix one or NULL). */
+/* The port of an IP address, or -EINVAL (a Unix address), -EINVAL
+ * [misuse] (NULL, an unknown family or a length that does not fit it). */
 WEFT_API int weft_addr_port(const weft_addr *addr);
 
 /* The local address a socket is bound to (after listening on port 0, say).
- * 0, or -EBADF, -ENOTSOCK, -EINVAL [misuse] (out NULL). */
+ * 0, or -EBADF, -ENOTSOCK, -EINVAL [misuse] (out NULL). Needs no runtime. */
 WEFT_API int weft_sock_addr(int fd, weft_addr *out);
 
 /* A listening stream socket on addr (TCP or Unix by its family; IP sockets
- * get SO_REUSEADDR, IPv6 ones accept IPv4 too). backlog <= 0: SOMAXCONN.
- * Returns the descriptor, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL,
- * -EAFNOSUPPORT, -EMFILE/-ENFILE (out of descriptors), -EINVAL [misuse]
- * (addr NULL or of no known family), -ENOMEM. */
+ * get SO_REUSEADDR, IPv6 ones accept IPv4 too where the system allows).
+ * backlog <= 0: SOMAXCONN. weft never removes a Unix socket's file: a path
+ * that exists (a stale socket of an earlier run too) gives -EADDRINUSE, and
+ * closing the listener leaves the file; unlink(2) it. Returns the
+ * descriptor, or -EADDRINUSE, -EACCES, -EADDRNOTAVAIL, -EAFNOSUPPORT,
+ * -ENOENT (a Unix path's directory is missing), -EMFILE/-ENFILE (out of
+ * descriptors), -EINVAL [misuse] (addr NULL, of no known family, or an
+ * unnamed Unix address), -ENOMEM, -ECANCELED, -ESHUTDOWN. */
 WEFT_API int weft_listen(const weft_addr *addr, int backlog);
 
 /* Waits for a connection on listening socket fd; stores the peer's
- * address in *peer unless NULL. TCP connections get TCP_NODELAY. Returns the
- * new descriptor, or -ETIMEDOUT, -EMFILE/-ENFILE (out of descriptors: the
- * pending connection stays queued), -EINVAL (fd does not listen), -EBADF,
- * -ENOTSOCK, -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+ * address in *peer unless NULL (a Unix client's is usually unnamed). TCP
+ * connections get TCP_NODELAY. A connection that failed before it was
+ * taken is skipped. Returns the new descriptor, or -ETIMEDOUT,
+ * -EMFILE/-ENFILE (out of descriptors, at once whatever the deadline: the
+ * pending connection stays queued, so a server sleeps a little and tries
+ * again), -EINVAL (fd does not listen), -EBADF, -ENOTSOCK, -ECANCELED,
+ * -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_accept(int fd, weft_addr *peer, int64_t deadline);
 
-/* Connects a new stream socket to addr. Returns the descriptor, or
- * -ECONNREFUSED, -ENETUNREACH, -EHOSTUNREACH, -ETIMEDOUT (the deadline came
- * first; the socket is closed), -ENOENT (no Unix socket at that path),
- * -EMFILE/-ENFILE, -EINVAL [misuse] (addr NULL or of no known family),
- * -ECANCELED, -ENOMEM, -ESHUTDOWN. */
+/* Connects a new stream socket to addr (TCP ones get TCP_NODELAY). A Unix
+ * listener whose backlog is full is tried again, after naps of 0.5 to 50
+ * ms, until it takes the connection or the deadline passes. Returns the
+ * descriptor, or -ECONNREFUSED (also: a Unix path nobody listens on),
+ * -ENETUNREACH, -EHOSTUNREACH, -ETIMEDOUT (the deadline came first), -ENOENT
+ * (no Unix socket at that path), -EMFILE/-ENFILE, -EAGAIN (no local port
+ * free), -EINVAL [misuse] (addr NULL, of no known family, or an unnamed
+ * Unix address), -ECANCELED, -ENOMEM, -ESHUTDOWN. On any error the socket
+ * is closed. */
 WEFT_API int weft_connect(const weft_addr *addr, int64_t deadline);
 
 /* Reads what has arrived, 1 to len bytes, waiting for the first byte until
@@ -1190,7 +1216,10 @@ WEFT_API int weft_connect(const weft_addr *addr, int64_t deadline);
  * -ECONNRESET (the peer reset the connection), -ETIMEDOUT, -EBADF,
  * -EINVAL [misuse] (buf NULL with len > 0, len above SSIZE_MAX: a negative
  * size cast to size_t), -ECANCELED, -ESHUTDOWN, or another negated errno of
- * recv(2)/read(2). len 0 returns 0 at once. */
+ * recv(2)/read(2). len 0 returns 0 at once, without looking at fd. Any
+ * number of processes may read one socket; each byte goes to one of them.
+ * The read and write calls also work on pipes and other descriptors that
+ * are not sockets (read(2), write(2)), which must be non-blocking. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
 
 /* Writes 1 to len bytes, waiting for room until the deadline. Returns the
@@ -1198,18 +1227,20 @@ WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
  * weft_read's other errors. */
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline);
 
-/* Reads exactly len bytes. Returns len; 0 if the stream ended before its
- * first byte; -EPIPE if it ended part way; weft_read's errors otherwise
- * (the bytes read before an error are in buf but not counted). */
+/* Reads exactly len bytes, the deadline holding for all of them. Returns
+ * len; 0 if the stream ended before its first byte; -EPIPE if it ended
+ * part way; weft_read's errors otherwise (the bytes read before an error
+ * are in buf and gone from the stream, but not counted). */
 WEFT_API ssize_t weft_read_exactly(int fd, void *buf, size_t len, int64_t deadline);
 
-/* Writes all len bytes. Returns len, or weft_write's errors (after a
- * partial write, which the error does not say). */
+/* Writes all len bytes, the deadline holding for all of them. Returns len,
+ * or weft_write's errors (after a partial write, which the error does not
+ * say). */
 WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 
 /* Shuts down reading, writing or both (SHUT_RD, SHUT_WR, SHUT_RDWR); a
  * process waiting on fd sees the end. 0, or -EBADF, -ENOTCONN, -ENOTSOCK,
- * -EINVAL [misuse] (an unknown how). */
+ * -EINVAL [misuse] (an unknown how). Needs no runtime. */
 WEFT_API int weft_shutdown(int fd, int how);
 
 /* ---- Offload pool ------------------------------------------------------------------- */
@@ -1220,15 +1251,21 @@ WEFT_API int weft_shutdown(int fd, int how);
  * weft_config.offload_threads; further calls queue in order.
  *
  * weft_offload runs fn(arg) on a helper thread and returns 0 once it has
- * returned. If the deadline comes (or the process is cancelled) first:
+ * returned (0 always means fn ran to its end). If the deadline comes (or
+ * the process is cancelled) first:
  *  - fn has not started: it never will; the call fails.
  *  - fn is running: with abandon NULL, the call waits for fn to return
- *    whatever the deadline; otherwise it fails at once, and when fn returns
- *    the helper thread calls abandon(arg), which owns arg from then on (it
- *    frees what the caller can no longer take).
+ *    whatever the deadline, and returns 0; otherwise it fails at once.
+ * abandon (if not NULL) runs exactly once, on a helper thread, if and only
+ * if the call fails with -ETIMEDOUT or -ECANCELED (also at entry: a
+ * deadline already past, a runtime stopping; and when an exit signal ends
+ * the caller while it waits): after fn if fn had started, in its place if
+ * not. It owns arg from then on (it frees what the caller can no longer
+ * take). On every other result arg stays with the caller.
  * fn and abandon run outside the runtime: they may use weft only as a
  * thread outside the runtime may.
- * Errors: -ETIMEDOUT, -ECANCELED, -EINVAL [misuse] (fn NULL), -ENOMEM,
+ * Errors: -ETIMEDOUT, -ECANCELED, -EINVAL [misuse] (fn NULL), -EPERM
+ * [misuse] (from an actor's handler, with a deadline ahead), -ENOMEM,
  * -EAGAIN (no helper thread could start and none runs), -ESHUTDOWN. */
 typedef void weft_offload_fn(void *arg);
 WEFT_API int weft_offload(weft_offload_fn *fn, void *arg, weft_offload_fn *abandon,

@@ -265,6 +265,9 @@ static void print_wait(struct out *o, struct snapshot *s, struct entry *e)
     case WEFT__WHY_FD:
         out_printf(o, "waiting for file descriptor %d", (int)e->obj);
         break;
+    case WEFT__WHY_OFFLOAD:
+        out_printf(o, "waiting for a function on the offload pool");
+        break;
     default:
         out_printf(o, "waiting");
         break;

@@ -275,7 +275,8 @@ enum weft__why {
     WEFT__WHY_RECV,       /* obj unused: a receive from its own mailbox */
     WEFT__WHY_MBOX_SEND,  /* obj: the pid whose full mailbox it waits on */
     WEFT__WHY_ACTORS,     /* an actor runner waiting for actors to run */
-    WEFT__WHY_FD          /* obj: the file descriptor */
+    WEFT__WHY_FD,         /* obj: the file descriptor */
+    WEFT__WHY_OFFLOAD     /* obj unused: weft_offload waits for its function */
 };
 
 struct weft__waiter {

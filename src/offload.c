@@ -56,7 +56,7 @@
 #include "io.h"
 
 /* What a caller's wait shows in weft_dump. */
-#define OFFLOAD_WHY WEFT__WHY_NONE
+#define OFFLOAD_WHY WEFT__WHY_OFFLOAD
 
 enum job_state { QUEUED, RUNNING, DONE, ABANDONED };
 
