@@ -22,14 +22,19 @@
  * At the end the waiters find their mailboxes as they were, and no link is
  * left (the probing process traps exits while the others end). */
 #define _GNU_SOURCE /* setenv, unsetenv */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,6 +82,27 @@ struct waiter {
     weft_chan gate;
     intptr_t result;
     long mail; /* messages its mailbox holds when the gate closes */
+};
+
+/* The io calls' fixture: plain descriptors and addresses, made once per
+ * test before any runtime (they outlive runtimes), checked after every
+ * probe (io_check). */
+struct io_fx {
+    char dir[64];        /* a directory for Unix sockets */
+    char path[128];      /* dir/missing: no file there (upath) */
+    weft_addr upath;
+    int sp[2];           /* a Unix socket pair: sp[1] holds one byte ('q'), sp[0] nothing */
+    int full[2];         /* a Unix socket pair: full[0] can take no more, nobody reads full[1] */
+    int listen;          /* TCP, on laddr (127.0.0.1), nothing queued */
+    weft_addr laddr;
+    weft_addr refused;   /* 127.0.0.1 and a port nobody listens on */
+    int unconnected;     /* a TCP socket, neither bound nor connected */
+    int pipe[2];         /* a pipe, empty */
+    int pipe_broken;     /* a pipe's write end whose read end is closed */
+    int ufull;           /* a Unix listener on ufull_addr whose backlog is full */
+    weft_addr ufull_addr;
+    int held[8], nheld;  /* the connections filling ufull's backlog */
+    int closed;          /* a descriptor number that was open and is closed */
 };
 
 /* The objects every probe must leave alone, and the handles it is given. */
@@ -137,6 +163,7 @@ struct fx {
     struct hlist bad_g, stale_g, dead_g;
     int *elem;           /* exactly one int on the heap: an overrun is an ASan error */
     int fd_null, fd_ro, fd_broken; /* /dev/null for writing and for reading; a pipe without reader */
+    struct io_fx io;     /* descriptors and addresses for the io calls (see io_open) */
 };
 
 struct probe {
@@ -1233,7 +1260,7 @@ static int p_select_n(struct fx *f, uint64_t h, int k)
 
 static int p_select_kind(struct fx *f, uint64_t h, int k)
 {
-    static const int kinds[] = {0, WEFT_CASE_STREAM + 1, -1, INT_MAX, INT_MIN};
+    static const int kinds[] = {0, WEFT_CASE_FD + 1, -1, INT_MAX, INT_MIN};
     weft_case c[2] = {WEFT_RECV(f->live, f->elem), WEFT_RECV(f->rv, f->elem)};
     c[1].kind = kinds[k];
     return select_untouched(c, 2, WEFT_SELECT_FAIR, 0);
@@ -3382,6 +3409,664 @@ static int a_works(struct fx *f, uint64_t h, int k)
 }
 IN_ACTOR(works)
 
+/* ---- file descriptors, sockets, addresses, the offload pool ---------------------------------- */
+
+/* Descriptors no call can use: negative, beyond any limit, beyond the
+ * poller's table, and a number that was open and is closed. */
+enum { NBADFD = 5 };
+static int bad_fd(struct fx *f, int k)
+{
+    int fds[NBADFD] = {-1, INT_MIN, INT_MAX, 1 << 20, f->io.closed};
+    return fds[k % NBADFD];
+}
+
+/* A deadline that waits (k odd: a later one) or, for a_* probes in a
+ * handler, a short one. */
+static int64_t wait_dl(int k)
+{
+    return k % 2 ? weft_now() + 5000 * MS : WEFT_FOREVER;
+}
+
+/* weft_fd_wait's events that are not READ and/or WRITE. */
+static const int bad_events[] = {0, WEFT_FD_ERROR, WEFT_FD_HUP, 16, -1, INT_MAX, INT_MIN,
+                                 WEFT_FD_READ | WEFT_FD_ERROR};
+enum { NBADEVENTS = sizeof bad_events / sizeof bad_events[0] };
+
+static int p_fd_wait_events(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(f->io.sp[0], bad_events[k / 2], dl(k % 2));
+}
+
+static int p_fd_wait_bad(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(bad_fd(f, k / 2), WEFT_FD_READ, dl(k % 2));
+}
+
+/* No runtime: the open socket and the bad descriptors alike. */
+static int p_fd_wait_rt(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(k / 2 ? bad_fd(f, k / 2 - 1) : f->io.sp[0], WEFT_FD_READ, dl(k % 2));
+}
+
+/* A wait that would block: the empty end of the socket pair. */
+static int p_fd_wait_blocking(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(f->io.sp[0], WEFT_FD_READ, wait_dl(k));
+}
+
+static int p_fd_wait_empty(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(f->io.sp[0], WEFT_FD_READ, k ? weft_now() + 2 * MS : 0);
+}
+
+/* Ready now: the end holding a byte for READ, either end for WRITE. 0
+ * when the events returned are the ones ready. */
+static int p_fd_wait_ready(struct fx *f, uint64_t h, int k)
+{
+    static const int ask[] = {WEFT_FD_READ, WEFT_FD_WRITE, WEFT_FD_READ | WEFT_FD_WRITE, WEFT_FD_WRITE};
+    static const int want[] = {WEFT_FD_READ, WEFT_FD_WRITE, WEFT_FD_READ | WEFT_FD_WRITE, WEFT_FD_WRITE};
+    int fd = k == 3 ? f->io.sp[0] : f->io.sp[1];
+    int rc = weft_fd_wait(fd, ask[k], WEFT_FOREVER);
+    return rc == want[k] ? 0 : rc;
+}
+
+static int a_fd_wait(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(f->io.sp[0], WEFT_FD_READ, weft_now() + (k ? 300 : 100) * MS);
+}
+IN_ACTOR(fd_wait)
+
+static int a_fd_poll(struct fx *f, uint64_t h, int k)
+{
+    return weft_fd_wait(k ? f->io.sp[1] : f->io.sp[0], WEFT_FD_READ, 0) == (k ? WEFT_FD_READ : -ETIMEDOUT)
+               ? 0
+               : 1;
+}
+IN_ACTOR(fd_poll)
+
+static int p_fd_close_bad(struct fx *f, uint64_t h, int k)
+{
+    return k < NBADFD ? weft_fd_close(bad_fd(f, k)) : weft_fd_forget(bad_fd(f, k - NBADFD));
+}
+
+/* A pipe's two ends, closed (k 0) or forgotten (k 1) through weft: 0,
+ * and closed (or still open). */
+static int p_fd_close_open(struct fx *f, uint64_t h, int k)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return BROKE;
+    int rc[2];
+    for (int i = 0; i < 2; i++)
+        rc[i] = k ? weft_fd_forget(p[i]) : weft_fd_close(p[i]);
+    bool open0 = fcntl(p[0], F_GETFD) >= 0, open1 = fcntl(p[1], F_GETFD) >= 0;
+    if (k) {
+        close(p[0]);
+        close(p[1]);
+    }
+    if (rc[0] || rc[1])
+        return rc[0] ? rc[0] : rc[1];
+    return open0 == (k != 0) && open1 == (k != 0) ? 0 : TOUCHED;
+}
+
+/* The offload pool: fn and abandon count their runs. abandon runs, on a
+ * helper thread, exactly when a call with abandon set fails with
+ * -ETIMEDOUT or -ECANCELED: such a probe waits for it (io_check then
+ * finds every count as the calls said). */
+static atomic_int offload_runs, offload_expected, offload_abandons, offload_abandons_expected;
+
+static void count_run(void *arg)
+{
+    atomic_fetch_add(&offload_runs, 1);
+}
+
+static void count_abandon(void *arg)
+{
+    atomic_fetch_add(&offload_abandons, 1);
+}
+
+static int offload_counted(weft_offload_fn *abandon, int64_t deadline)
+{
+    int rc = weft_offload(count_run, NULL, abandon, deadline);
+    if (rc == 0)
+        atomic_fetch_add(&offload_expected, 1);
+    if (abandon && (rc == -ETIMEDOUT || rc == -ECANCELED)) {
+        int want = atomic_fetch_add(&offload_abandons_expected, 1) + 1;
+        for (int i = 0; i < 2000 && atomic_load(&offload_abandons) < want; i++)
+            usleep(1000);
+    }
+    return rc;
+}
+
+static int p_offload_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_offload(NULL, f, k / 2 ? count_abandon : NULL, dl(k % 2));
+}
+
+static int p_offload_valid(struct fx *f, uint64_t h, int k)
+{
+    return offload_counted(k / 2 ? count_abandon : NULL, dl(k % 2));
+}
+
+static int p_offload_runs(struct fx *f, uint64_t h, int k)
+{
+    return offload_counted(k ? count_abandon : NULL, WEFT_FOREVER);
+}
+
+static int p_offload_past(struct fx *f, uint64_t h, int k)
+{
+    return offload_counted(k / 2 ? count_abandon : NULL, k % 2 ? weft_now() - 1000 * MS : 0);
+}
+
+static int a_offload(struct fx *f, uint64_t h, int k)
+{
+    return weft_offload(count_run, f, k ? count_abandon : NULL, weft_now() + 100 * MS);
+}
+IN_ACTOR(offload)
+
+/* Addresses. A probe's output is an exact heap block, its bytes 0x5a
+ * before the call: TOUCHED if a refused call wrote it. */
+static weft_addr *addr_block(void)
+{
+    weft_addr *a = malloc(sizeof *a);
+    memset(a, 0x5a, sizeof *a);
+    return a;
+}
+
+static int untouched(weft_addr *a, int rc)
+{
+    weft_addr fresh;
+    memset(&fresh, 0x5a, sizeof fresh);
+    bool same = memcmp(a, &fresh, sizeof fresh) == 0;
+    free(a);
+    return rc < 0 && !same ? TOUCHED : rc;
+}
+
+static const int bad_ports[] = {-1, 65536, INT_MIN, INT_MAX};
+enum { NBADPORTS = sizeof bad_ports / sizeof bad_ports[0] };
+
+static int p_addr_ip_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_addr_ip(NULL, k ? NULL : "127.0.0.1", 80);
+}
+
+static int p_addr_ip_port(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_addr_ip(a, k / NBADPORTS ? NULL : "::1", bad_ports[k % NBADPORTS]));
+}
+
+static const char *const not_literals[] = {"", "localhost", "1.2.3", "1.2.3.4.5", "256.0.0.1",
+                                           " 1.2.3.4", "::g", "[::1]", "fe80::1%",
+                                           "fe80::1%no-such-if", "1.2.3.4:80"};
+enum { NNOTLIT = sizeof not_literals / sizeof not_literals[0] };
+
+static int p_addr_ip_text(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    if (k < NNOTLIT)
+        return untouched(a, weft_addr_ip(a, not_literals[k], 80));
+    char *longer = malloc(300); /* digits beyond any literal */
+    memset(longer, '1', 299);
+    longer[299] = '\0';
+    int rc = untouched(a, weft_addr_ip(a, longer, 80));
+    free(longer);
+    return rc;
+}
+
+/* Literals and the ends of the port range: 0, and the text back. */
+static int p_addr_ip_valid(struct fx *f, uint64_t h, int k)
+{
+    static const char *const ips[] = {"127.0.0.1", "::1", NULL, "fe80::1%1"};
+    static const char *const texts[] = {"127.0.0.1:", "[::1]:", "0.0.0.0:", "[fe80::1%"};
+    weft_addr a;
+    int port = k / 4 ? 65535 : 0;
+    int rc = weft_addr_ip(&a, ips[k % 4], port);
+    if (rc)
+        return rc;
+    char buf[64];
+    return weft_addr_port(&a) == port && weft_addr_format(&a, buf, sizeof buf) > 0 &&
+                   strncmp(buf, texts[k % 4], strlen(texts[k % 4])) == 0
+               ? 0
+               : TOUCHED;
+}
+
+static int p_addr_unix_null(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a;
+    return k ? weft_addr_unix(&a, NULL) : weft_addr_unix(NULL, "/tmp/x");
+}
+
+/* Paths of 108 and 200 bytes, and 108 bytes without a terminator (an
+ * exact block): sockaddr_un holds 107 and the terminator. */
+static int p_addr_unix_long(struct fx *f, uint64_t h, int k)
+{
+    size_t n = k == 1 ? 200 : 108;
+    char *path = malloc(k == 2 ? n : n + 1);
+    memset(path, 'p', n);
+    if (k != 2)
+        path[n] = '\0';
+    weft_addr *a = addr_block();
+    int rc = untouched(a, weft_addr_unix(a, path));
+    free(path);
+    return rc;
+}
+
+static int p_addr_unix_empty(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_addr_unix(a, ""));
+}
+
+/* 1 and 107 bytes, exact blocks: 0, and the text back. */
+static int p_addr_unix_valid(struct fx *f, uint64_t h, int k)
+{
+    size_t n = k ? 107 : 1;
+    char *path = malloc(n + 1);
+    memset(path, 'u', n);
+    path[n] = '\0';
+    weft_addr a;
+    int rc = weft_addr_unix(&a, path);
+    char buf[128];
+    if (!rc && (weft_addr_format(&a, buf, sizeof buf) != (int)(5 + n) || strcmp(buf + 5, path)))
+        rc = TOUCHED;
+    free(path);
+    return rc;
+}
+
+/* Addresses of no family, or with a length that does not fit theirs. */
+enum { NBADADDRS = 7 };
+static weft_addr bad_addr(int k)
+{
+    weft_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr *sa = (struct sockaddr *)&a.sa;
+    static const int fam[NBADADDRS] = {0, 99, AF_INET, AF_INET6, AF_UNIX, AF_INET, AF_UNIX};
+    static const unsigned len[NBADADDRS] = {16, 16, 4, 16, 1, 129, 200};
+    sa->sa_family = (sa_family_t)fam[k];
+    a.len = len[k];
+    return a;
+}
+
+static int p_addr_format_null(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a;
+    weft_addr_ip(&a, "1.2.3.4", 5);
+    char buf[64];
+    return k ? weft_addr_format(&a, NULL, k == 1 ? 1 : 64) : weft_addr_format(NULL, buf, sizeof buf);
+}
+
+static int p_addr_format_family(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a = bad_addr(k);
+    char *buf = malloc(64);
+    memset(buf, 'x', 64);
+    int rc = weft_addr_format(&a, buf, 64);
+    bool same = buf[0] == 'x' && buf[63] == 'x';
+    free(buf);
+    return rc < 0 && !same ? TOUCHED : rc;
+}
+
+/* Exact blocks of 1 to 12 bytes for "127.0.0.1:80" (12): -ENOSPC, the text
+ * truncated and terminated; 13 bytes: 12; size 0: -ENOSPC, nothing written. */
+static int p_addr_format_size(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a;
+    weft_addr_ip(&a, "127.0.0.1", 80);
+    size_t size = (size_t)k;
+    char *buf = malloc(size ? size : 1);
+    buf[0] = 'x';
+    int rc = weft_addr_format(&a, buf, size);
+    int want = k <= 12 ? -ENOSPC : 12;
+    bool ok = size == 0 ? buf[0] == 'x'
+                        : strlen(buf) == (size < 13 ? size - 1 : 12) &&
+                              strncmp(buf, "127.0.0.1:80", strlen(buf)) == 0;
+    free(buf);
+    return rc == want && ok ? 0 : rc == want ? TOUCHED : rc;
+}
+
+static int p_addr_port_null(struct fx *f, uint64_t h, int k)
+{
+    if (k == 0)
+        return weft_addr_port(NULL);
+    weft_addr a = bad_addr(k - 1);
+    return weft_addr_port(&a);
+}
+
+static int p_addr_port_unix(struct fx *f, uint64_t h, int k)
+{
+    return weft_addr_port(&f->io.upath);
+}
+
+static int p_resolve_null(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    int64_t d = dl(k % 2);
+    return untouched(a, k / 2 ? weft_addr_resolve("localhost", 80, AF_UNSPEC, NULL, 1, d)
+                              : weft_addr_resolve(NULL, 80, AF_UNSPEC, a, 1, d));
+}
+
+/* max 0, -1, INT_MIN; ports; families -1, AF_UNIX, 99, INT_MAX. */
+static int p_resolve_range(struct fx *f, uint64_t h, int k)
+{
+    static const int maxes[] = {0, -1, INT_MIN}, families[] = {-1, AF_UNIX, 99, INT_MAX};
+    int max = 1, port = 80, family = AF_UNSPEC;
+    if (k < 3)
+        max = maxes[k];
+    else if (k < 3 + NBADPORTS)
+        port = bad_ports[k - 3];
+    else
+        family = families[k - 3 - NBADPORTS];
+    weft_addr *a = addr_block();
+    return untouched(a, weft_addr_resolve(k % 2 ? "localhost" : "127.0.0.1", port, family, a, max, 0));
+}
+enum { NRESOLVERANGE = 3 + NBADPORTS + 4 };
+
+/* Literals resolve at once, with or without a runtime: 1 (returned as 0
+ * with the address checked). */
+static int p_resolve_literal(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    int rc = weft_addr_resolve(k ? "::1" : "127.0.0.1", 80, AF_UNSPEC, a, 1, WEFT_FOREVER);
+    int port = weft_addr_port(a);
+    free(a);
+    return rc == 1 && port == 80 ? 0 : rc;
+}
+
+/* A literal of the other family than asked: -ENXIO. */
+static int p_resolve_family(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, k ? weft_addr_resolve("127.0.0.1", 80, AF_INET6, a, 1, WEFT_FOREVER)
+                          : weft_addr_resolve("::1", 80, AF_INET, a, 1, WEFT_FOREVER));
+}
+
+/* A name (it needs the offload pool). */
+static int p_resolve_name(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_addr_resolve("localhost", 80, AF_UNSPEC, a, 1, wait_dl(k)));
+}
+
+static int p_resolve_past(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_addr_resolve("localhost", 80, AF_UNSPEC, a, 1,
+                                          k ? weft_now() - 1000 * MS : 0));
+}
+
+static int a_resolve(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_addr_resolve("localhost", 80, AF_UNSPEC, a, 1, weft_now() + 100 * MS));
+}
+IN_ACTOR(resolve)
+
+static int p_sock_addr_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_sock_addr(k ? f->io.listen : -1, NULL);
+}
+
+static int p_sock_addr_bad(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_sock_addr(bad_fd(f, k), a));
+}
+
+static int p_sock_addr_notsock(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_sock_addr(k ? f->fd_ro : f->io.pipe[0], a));
+}
+
+/* The fixture listener's address: 0 when it comes back whole. */
+static int p_sock_addr_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a;
+    int rc = weft_sock_addr(f->io.listen, &a);
+    return rc ? rc : a.len == f->io.laddr.len && memcmp(&a.sa, &f->io.laddr.sa, a.len) == 0 ? 0 : TOUCHED;
+}
+
+/* listen and connect: NULL, and the addresses of no family (k). */
+static int p_listen_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_listen(NULL, k ? 0 : 16);
+}
+
+static int p_listen_family(struct fx *f, uint64_t h, int k)
+{
+    if (k == NBADADDRS) { /* an unnamed Unix address: nothing to bind */
+        weft_addr a = bad_addr(4);
+        a.len = sizeof(sa_family_t);
+        return weft_listen(&a, 0);
+    }
+    weft_addr a = bad_addr(k);
+    return weft_listen(&a, 0);
+}
+
+/* A valid address: TCP on a free port of 127.0.0.1 (k 0), a Unix path in
+ * the fixture's directory (k 1). A listener made is closed again. */
+static int p_listen_valid(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a;
+    weft_addr_ip(&a, "127.0.0.1", 0);
+    int rc = weft_listen(k ? &f->io.upath : &a, 0);
+    if (rc >= 0) {
+        weft_fd_close(rc);
+        unlink(f->io.path);
+        return 0;
+    }
+    return rc;
+}
+
+static int p_listen_in_use(struct fx *f, uint64_t h, int k)
+{
+    return weft_listen(k ? &f->io.ufull_addr : &f->io.laddr, 0);
+}
+
+static int p_accept_bad(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_accept(bad_fd(f, k / 2), a, dl(k % 2)));
+}
+
+static int p_accept_rt(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_accept(k / 2 ? bad_fd(f, k / 2 - 1) : f->io.listen, a, dl(k % 2)));
+}
+
+static int p_accept_blocking(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_accept(f->io.listen, a, wait_dl(k)));
+}
+
+static int p_accept_empty(struct fx *f, uint64_t h, int k)
+{
+    weft_addr *a = addr_block();
+    return untouched(a, weft_accept(f->io.listen, a, k ? weft_now() + 2 * MS : 0));
+}
+
+static int p_accept_notsock(struct fx *f, uint64_t h, int k)
+{
+    return weft_accept(k ? f->fd_ro : f->io.pipe[0], NULL, dl(k % 2));
+}
+
+static int p_accept_not_listening(struct fx *f, uint64_t h, int k)
+{
+    return weft_accept(k / 2 ? f->io.unconnected : f->io.sp[0], NULL, dl(k % 2));
+}
+
+static int a_accept(struct fx *f, uint64_t h, int k)
+{
+    return weft_accept(f->io.listen, NULL, weft_now() + (k ? 300 : 100) * MS);
+}
+IN_ACTOR(accept)
+
+static int p_connect_null(struct fx *f, uint64_t h, int k)
+{
+    return weft_connect(NULL, dl(k));
+}
+
+static int p_connect_family(struct fx *f, uint64_t h, int k)
+{
+    weft_addr a = bad_addr(k / 2);
+    return weft_connect(&a, dl(k % 2));
+}
+
+/* Valid addresses: the refused port, the missing path, the listener. */
+static int p_connect_rt(struct fx *f, uint64_t h, int k)
+{
+    const weft_addr *a[] = {&f->io.refused, &f->io.upath, &f->io.laddr};
+    int rc = weft_connect(a[k / 2], dl(k % 2));
+    if (rc >= 0)
+        weft_fd_close(rc);
+    return rc;
+}
+
+static int p_connect_refused(struct fx *f, uint64_t h, int k)
+{
+    return weft_connect(&f->io.refused, k ? weft_now() + 5000 * MS : WEFT_FOREVER);
+}
+
+static int p_connect_no_path(struct fx *f, uint64_t h, int k)
+{
+    return weft_connect(&f->io.upath, dl(k));
+}
+
+/* The Unix listener whose backlog is full: a connect waits for room. */
+static int p_connect_full(struct fx *f, uint64_t h, int k)
+{
+    int rc = weft_connect(&f->io.ufull_addr, k ? weft_now() + 2 * MS : 0);
+    if (rc >= 0)
+        weft_fd_close(rc);
+    return rc;
+}
+
+static int a_connect(struct fx *f, uint64_t h, int k)
+{
+    int rc = weft_connect(&f->io.ufull_addr, weft_now() + (k ? 300 : 100) * MS);
+    if (rc >= 0)
+        weft_fd_close(rc);
+    return rc;
+}
+IN_ACTOR(connect)
+
+/* Reads and writes: which call (k % 4: read, read_exactly, write,
+ * write_all), then the variant. Every buffer is f->elem, one int. */
+enum { NRW = 4 };
+static ssize_t rw(int which, int fd, void *buf, size_t len, int64_t deadline)
+{
+    switch (which) {
+    case 0: return weft_read(fd, buf, len, deadline);
+    case 1: return weft_read_exactly(fd, buf, len, deadline);
+    case 2: return weft_write(fd, buf, len, deadline);
+    default: return weft_write_all(fd, buf, len, deadline);
+    }
+}
+
+/* A read's descriptor that would wait: the empty end of the pair; a
+ * write's: the full socket. */
+static int idle_fd(struct fx *f, int which)
+{
+    return which < 2 ? f->io.sp[0] : f->io.full[0];
+}
+
+static int rw_untouched(int which, int fd, size_t len, int64_t deadline)
+{
+    int *buf = malloc(sizeof *buf);
+    *buf = 42;
+    ssize_t rc = rw(which, fd, buf, len, deadline);
+    bool same = *buf == 42;
+    free(buf);
+    return rc < 0 && !same ? TOUCHED : (int)rc;
+}
+
+static int p_rw_null(struct fx *f, uint64_t h, int k)
+{
+    return (int)rw(k % NRW, f->io.sp[1], NULL, k / NRW % 2 ? 64 : 1, dl(k / (2 * NRW)));
+}
+
+static int p_rw_size(struct fx *f, uint64_t h, int k)
+{
+    static const size_t sizes[] = {SIZE_MAX, (size_t)SSIZE_MAX + 1, (size_t)(ssize_t)INT_MIN};
+    return rw_untouched(k % NRW, f->io.sp[1], sizes[k / NRW % 3], dl(k / (3 * NRW)));
+}
+
+/* Length 0: 0 at once, whatever the buffer (NULL or not), the descriptor
+ * and the runtime. */
+static int p_rw_len0(struct fx *f, uint64_t h, int k)
+{
+    int fd = k / NRW % 2 ? bad_fd(f, 0) : idle_fd(f, k % NRW);
+    return (int)rw(k % NRW, fd, k / (2 * NRW) % 2 ? NULL : f->elem, 0, WEFT_FOREVER);
+}
+
+static int p_rw_bad(struct fx *f, uint64_t h, int k)
+{
+    return rw_untouched(k % NRW, bad_fd(f, k / NRW % NBADFD), sizeof(int), dl(k / (NRW * NBADFD)));
+}
+
+/* No runtime: the pair's end that holds a byte, the bad descriptors. */
+static int p_rw_rt(struct fx *f, uint64_t h, int k)
+{
+    int v = k / NRW;
+    return rw_untouched(k % NRW, v / 2 ? bad_fd(f, v / 2 - 1) : f->io.sp[1], sizeof(int), dl(v % 2));
+}
+
+static int p_rw_blocking(struct fx *f, uint64_t h, int k)
+{
+    return rw_untouched(k % NRW, idle_fd(f, k % NRW), sizeof(int), wait_dl(k / NRW));
+}
+
+static int p_rw_empty(struct fx *f, uint64_t h, int k)
+{
+    return rw_untouched(k % NRW, idle_fd(f, k % NRW), sizeof(int),
+                        k / NRW ? weft_now() + 2 * MS : 0);
+}
+
+/* The wrong direction: a read of /dev/null opened for writing, a write to
+ * it opened for reading. */
+static int p_rw_wrong_mode(struct fx *f, uint64_t h, int k)
+{
+    int which = k % NRW;
+    return rw_untouched(which, which < 2 ? f->fd_null : f->fd_ro, sizeof(int), dl(k / NRW));
+}
+
+/* A write to a pipe whose reader is gone (SIGPIPE is not raised: the
+ * matrix ignores it, tests/test-socket.c checks it is never sent). */
+static int p_write_broken(struct fx *f, uint64_t h, int k)
+{
+    return rw_untouched(2 + k % 2, f->io.pipe_broken, sizeof(int), dl(k / 2));
+}
+
+static int a_rw(struct fx *f, uint64_t h, int k)
+{
+    return rw_untouched(k % NRW, idle_fd(f, k % NRW), sizeof(int), weft_now() + 100 * MS);
+}
+IN_ACTOR(rw)
+
+static int p_shutdown_how(struct fx *f, uint64_t h, int k)
+{
+    static const int hows[] = {-1, 3, INT_MAX, INT_MIN};
+    return weft_shutdown(k / 4 ? bad_fd(f, 0) : f->io.sp[0], hows[k % 4]);
+}
+
+static int p_shutdown_bad(struct fx *f, uint64_t h, int k)
+{
+    return weft_shutdown(bad_fd(f, k), SHUT_RDWR);
+}
+
+static int p_shutdown_notsock(struct fx *f, uint64_t h, int k)
+{
+    return weft_shutdown(k ? f->fd_ro : f->io.pipe[0], SHUT_WR);
+}
+
+static int p_shutdown_notconn(struct fx *f, uint64_t h, int k)
+{
+    return weft_shutdown(f->io.unconnected, k ? SHUT_RDWR : SHUT_WR);
+}
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 #define M true  /* [misuse] */
@@ -3390,6 +4075,7 @@ IN_ACTOR(works)
     {#id, fn, col, hk, where, nvar, expect, misuse, p_##id}
 #define ROWF(id, call, fn, col, hk, where, nvar, expect, misuse) \
     {#id, fn, col, hk, where, nvar, expect, misuse, p_##call}
+#define RW_FNS "weft_read, weft_read_exactly, weft_write, weft_write_all"
 
 static const struct probe probes[] = {
     /* errors, time, memory */
@@ -3856,6 +4542,86 @@ static const struct probe probes[] = {
     ROWF(sup_restarts_outside, sup_restarts_fx, "weft_sup_restarts", C_CTX, H_NONE, IN_THREAD, 2, -EPERM,
          M),
     ROW(in_actor_sup_restarts, "weft_sup_restarts", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    /* file descriptors */
+    ROW(fd_wait_events, "weft_fd_wait", C_SIZE, H_NONE, ANY, 2 * NBADEVENTS, -EINVAL, M),
+    ROW(fd_wait_bad, "weft_fd_wait", C_BAD, H_NONE, LIVE, 2 * NBADFD, -EBADF, R),
+    ROWF(fd_wait_none, fd_wait_rt, "weft_fd_wait", C_RT, H_NONE, NO_RT, 2 * (NBADFD + 1), -ESHUTDOWN, R),
+    ROWF(fd_wait_stopping, fd_wait_blocking, "weft_fd_wait", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(fd_wait_empty, "weft_fd_wait", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(fd_wait_ready, "weft_fd_wait", C_STATE, H_NONE, LIVE, 4, 0, R),
+    ROW(in_actor_fd_wait, "weft_fd_wait", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(in_actor_fd_poll, "weft_fd_wait", C_CTX, H_NONE, RUN, 2, 0, R),
+    ROW(fd_close_bad, "weft_fd_close, weft_fd_forget", C_BAD, H_NONE, ANY, 2 * NBADFD, -EBADF, R),
+    ROW(fd_close_open, "weft_fd_close, weft_fd_forget", C_STATE, H_NONE, ANY, 2, 0, R),
+    /* the offload pool */
+    ROW(offload_null, "weft_offload", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROWF(offload_none, offload_valid, "weft_offload", C_RT, H_NONE, NO_RT, 4, -ESHUTDOWN, R),
+    ROWF(offload_stopping, offload_valid, "weft_offload", C_RT, H_NONE, STOPPING, 4, -ECANCELED, R),
+    ROW(offload_runs, "weft_offload", C_STATE, H_NONE, RUN, 2, 0, R),
+    ROW(offload_past, "weft_offload", C_STATE, H_NONE, RUN, 4, -ETIMEDOUT, R),
+    ROW(in_actor_offload, "weft_offload", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    /* addresses */
+    ROW(addr_ip_null, "weft_addr_ip", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(addr_ip_port, "weft_addr_ip", C_SIZE, H_NONE, ANY, 2 * NBADPORTS, -EINVAL, M),
+    ROW(addr_ip_text, "weft_addr_ip", C_BAD, H_NONE, ANY, NNOTLIT + 1, -EINVAL, R),
+    ROW(addr_ip_valid, "weft_addr_ip", C_SIZE, H_NONE, ANY, 8, 0, R),
+    ROW(addr_unix_null, "weft_addr_unix", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(addr_unix_long, "weft_addr_unix", C_SIZE, H_NONE, ANY, 3, -ENAMETOOLONG, R),
+    ROW(addr_unix_empty, "weft_addr_unix", C_SIZE, H_NONE, ANY, 1, -EINVAL, R),
+    ROW(addr_unix_valid, "weft_addr_unix", C_SIZE, H_NONE, ANY, 2, 0, R),
+    ROW(addr_format_null, "weft_addr_format", C_NULL, H_NONE, ANY, 3, -EINVAL, M),
+    ROW(addr_format_family, "weft_addr_format", C_BAD, H_NONE, ANY, NBADADDRS, -EINVAL, M),
+    ROW(addr_format_size, "weft_addr_format", C_SIZE, H_NONE, ANY, 14, 0, R),
+    ROW(addr_port_null, "weft_addr_port", C_NULL, H_NONE, ANY, NBADADDRS + 1, -EINVAL, M),
+    ROW(addr_port_unix, "weft_addr_port", C_STATE, H_NONE, ANY, 1, -EINVAL, R),
+    ROW(resolve_null, "weft_addr_resolve", C_NULL, H_NONE, ANY, 4, -EINVAL, M),
+    ROW(resolve_range, "weft_addr_resolve", C_SIZE, H_NONE, ANY, NRESOLVERANGE, -EINVAL, M),
+    ROW(resolve_literal, "weft_addr_resolve", C_STATE, H_NONE, ANY, 2, 0, R),
+    ROW(resolve_family, "weft_addr_resolve", C_STATE, H_NONE, ANY, 2, -ENXIO, R),
+    ROWF(resolve_none, resolve_name, "weft_addr_resolve", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROWF(resolve_stopping, resolve_name, "weft_addr_resolve", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(resolve_past, "weft_addr_resolve", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(in_actor_resolve, "weft_addr_resolve", C_CTX, H_NONE, RUN, 1, -EPERM, M),
+    /* sockets */
+    ROW(sock_addr_null, "weft_sock_addr", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(sock_addr_bad, "weft_sock_addr", C_BAD, H_NONE, ANY, NBADFD, -EBADF, R),
+    ROW(sock_addr_notsock, "weft_sock_addr", C_STATE, H_NONE, ANY, 2, -ENOTSOCK, R),
+    ROW(sock_addr_valid, "weft_sock_addr", C_STATE, H_NONE, ANY, 1, 0, R),
+    ROW(listen_null, "weft_listen", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(listen_family, "weft_listen", C_BAD, H_NONE, ANY, NBADADDRS + 1, -EINVAL, M),
+    ROWF(listen_none, listen_valid, "weft_listen", C_RT, H_NONE, NO_RT, 2, -ESHUTDOWN, R),
+    ROWF(listen_stopping, listen_valid, "weft_listen", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROWF(listen_works, listen_valid, "weft_listen", C_STATE, H_NONE, RUN, 2, 0, R),
+    ROW(listen_in_use, "weft_listen", C_STATE, H_NONE, RUN, 2, -EADDRINUSE, R),
+    ROW(accept_bad, "weft_accept", C_BAD, H_NONE, LIVE, 2 * NBADFD, -EBADF, R),
+    ROWF(accept_none, accept_rt, "weft_accept", C_RT, H_NONE, NO_RT, 2 * (NBADFD + 1), -ESHUTDOWN, R),
+    ROWF(accept_stopping, accept_blocking, "weft_accept", C_RT, H_NONE, STOPPING, 2, -ECANCELED, R),
+    ROW(accept_empty, "weft_accept", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(accept_notsock, "weft_accept", C_STATE, H_NONE, LIVE, 2, -ENOTSOCK, R),
+    ROW(accept_not_listening, "weft_accept", C_STATE, H_NONE, LIVE, 4, -EINVAL, R),
+    ROW(in_actor_accept, "weft_accept", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(connect_null, "weft_connect", C_NULL, H_NONE, ANY, 2, -EINVAL, M),
+    ROW(connect_family, "weft_connect", C_BAD, H_NONE, ANY, 2 * NBADADDRS, -EINVAL, M),
+    ROWF(connect_none, connect_rt, "weft_connect", C_RT, H_NONE, NO_RT, 6, -ESHUTDOWN, R),
+    ROWF(connect_stopping, connect_rt, "weft_connect", C_RT, H_NONE, STOPPING, 6, -ECANCELED, R),
+    ROW(connect_refused, "weft_connect", C_STATE, H_NONE, RUN, 2, -ECONNREFUSED, R),
+    ROW(connect_no_path, "weft_connect", C_STATE, H_NONE, RUN, 2, -ENOENT, R),
+    ROW(connect_full, "weft_connect", C_STATE, H_NONE, RUN, 2, -ETIMEDOUT, R),
+    ROW(in_actor_connect, "weft_connect", C_CTX, H_NONE, RUN, 2, -EPERM, M),
+    ROW(rw_null, RW_FNS, C_NULL, H_NONE, ANY, 4 * NRW, -EINVAL, M),
+    ROW(rw_size, RW_FNS, C_SIZE, H_NONE, ANY, 6 * NRW, -EINVAL, M),
+    ROW(rw_len0, RW_FNS, C_SIZE, H_NONE, ANY, 4 * NRW, 0, R),
+    ROW(rw_bad, RW_FNS, C_BAD, H_NONE, LIVE, 2 * NBADFD * NRW, -EBADF, R),
+    ROWF(rw_none, rw_rt, RW_FNS, C_RT, H_NONE, NO_RT, 2 * (NBADFD + 1) * NRW, -ESHUTDOWN, R),
+    ROWF(rw_stopping, rw_blocking, RW_FNS, C_RT, H_NONE, STOPPING, 2 * NRW, -ECANCELED, R),
+    ROW(rw_empty, RW_FNS, C_STATE, H_NONE, RUN, 2 * NRW, -ETIMEDOUT, R),
+    ROW(rw_wrong_mode, RW_FNS, C_STATE, H_NONE, LIVE, 2 * NRW, -EBADF, R),
+    ROW(write_broken, "weft_write, weft_write_all", C_STATE, H_NONE, LIVE, 4, -EPIPE, R),
+    ROW(in_actor_rw, RW_FNS, C_CTX, H_NONE, RUN, NRW, -EPERM, M),
+    ROW(shutdown_how, "weft_shutdown", C_SIZE, H_NONE, ANY, 8, -EINVAL, M),
+    ROW(shutdown_bad, "weft_shutdown", C_BAD, H_NONE, ANY, NBADFD, -EBADF, R),
+    ROW(shutdown_notsock, "weft_shutdown", C_STATE, H_NONE, ANY, 2, -ENOTSOCK, R),
+    ROW(shutdown_notconn, "weft_shutdown", C_STATE, H_NONE, ANY, 2, -ENOTCONN, R),
     /* Last: these start and stop a runtime, so the rows before them run
      * before the first start in that case. */
     ROW(run_cfg_limits, "weft_run", C_SIZE, H_NONE, NO_RT, 3, 0, R),
@@ -4252,6 +5018,7 @@ static void fx_start(struct fx *f, unsigned ctx, const struct fx *prev)
     f->fd_null = keep.fd_null;
     f->fd_ro = keep.fd_ro;
     f->fd_broken = keep.fd_broken;
+    f->io = keep.io;
     f->ctx = ctx;
     f->running = true;
     f->nworkers = weft_workers();
@@ -4390,9 +5157,12 @@ static void fx_check_graphs(struct fx *f)
              "its loop edge %d", cur, rc[0], rc[1], rc[2], rc[3]);
 }
 
+static void io_check(struct fx *f);
+
 /* Nothing the probe should not have touched has changed. */
 static void fx_check(struct fx *f)
 {
+    io_check(f);
     if (!f->running) {
         int w = weft_workers();
         if (w != -ESHUTDOWN) {
@@ -4577,6 +5347,114 @@ static void fx_end(struct fx *f)
     }
 }
 
+/* ---- the io fixture ------------------------------------------------------------------------ */
+
+/* A TCP socket bound to 127.0.0.1 on a free port, its address in *a. */
+static int bound_tcp(weft_addr *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    memset(a, 0, sizeof *a);
+    socklen_t len = sizeof a->sa;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a->sa, &len), 0);
+    a->len = len;
+    return fd;
+}
+
+static void io_open(struct fx *f)
+{
+    struct io_fx *io = &f->io;
+    memset(io, 0, sizeof *io);
+    strcpy(io->dir, "/tmp/weft-misuse-XXXXXX");
+    cr_assert_not_null(mkdtemp(io->dir));
+    snprintf(io->path, sizeof io->path, "%s/missing", io->dir);
+    cr_assert_eq(weft_addr_unix(&io->upath, io->path), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, io->sp), 0);
+    cr_assert_eq(send(io->sp[0], "q", 1, 0), 1);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, io->full), 0);
+    static char block[4096];
+    while (send(io->full[0], block, sizeof block, MSG_NOSIGNAL) > 0) {
+    }
+    while (send(io->full[0], block, 1, MSG_NOSIGNAL) > 0) {
+    }
+    io->listen = bound_tcp(&io->laddr);
+    cr_assert_eq(listen(io->listen, 16), 0);
+    close(bound_tcp(&io->refused));
+    io->unconnected = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_eq(pipe2(io->pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    close(p[0]);
+    io->pipe_broken = p[1];
+    char path[128];
+    snprintf(path, sizeof path, "%s/full", io->dir);
+    cr_assert_eq(weft_addr_unix(&io->ufull_addr, path), 0);
+    io->ufull = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_eq(bind(io->ufull, (struct sockaddr *)&io->ufull_addr.sa, io->ufull_addr.len), 0);
+    cr_assert_eq(listen(io->ufull, 0), 0);
+    for (io->nheld = 0; io->nheld < 8; io->nheld++) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (connect(c, (struct sockaddr *)&io->ufull_addr.sa, io->ufull_addr.len) != 0) {
+            cr_assert_eq(errno, EAGAIN, "connect to the Unix listener: %s", strerror(errno));
+            close(c);
+            break;
+        }
+        io->held[io->nheld] = c;
+    }
+    cr_assert(io->nheld < 8, "a Unix listener of backlog 0 took 8 connections");
+    io->closed = fcntl(f->fd_ro, F_DUPFD_CLOEXEC, 900);
+    if (io->closed < 0)
+        io->closed = dup(f->fd_ro);
+    close(io->closed);
+}
+
+static void io_close(struct fx *f)
+{
+    struct io_fx *io = &f->io;
+    int fds[] = {io->sp[0], io->sp[1], io->full[0], io->full[1], io->listen, io->unconnected,
+                 io->pipe[0], io->pipe[1], io->pipe_broken, io->ufull};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        close(fds[i]);
+    for (int i = 0; i < io->nheld; i++)
+        close(io->held[i]);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", io->dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The io fixture is as made: the pair's byte waits in sp[1] and sp[0] is
+ * empty, full[0] takes nothing, no connection waits on the listener, no
+ * file appeared at the missing path; the offload pool ran fn exactly when
+ * a call returned 0, and abandon exactly when one with abandon set failed
+ * with -ETIMEDOUT or -ECANCELED. */
+static void io_check(struct fx *f)
+{
+    struct io_fx *io = &f->io;
+    char c[2] = {0, 0};
+    ssize_t peek = recv(io->sp[1], c, 2, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t empty = recv(io->sp[0], c + 1, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t more = send(io->full[0], "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    int conn = accept4(io->listen, NULL, NULL, SOCK_CLOEXEC);
+    if (conn >= 0)
+        close(conn);
+    struct stat st;
+    bool there = stat(io->path, &st) == 0;
+    if (peek != 1 || c[0] != 'q' || empty != -1 || more != -1 || conn >= 0 || there)
+        fail("%s: the io fixture changed: the pair's byte %zd (%c), its empty end %zd, the full "
+             "socket took %zd, a connection was queued %d, a file at the missing path %d",
+             cur, peek, c[0], empty, more, conn >= 0, there);
+    int runs = atomic_load(&offload_runs), expected = atomic_load(&offload_expected);
+    int abandons = atomic_load(&offload_abandons);
+    int abandons_expected = atomic_load(&offload_abandons_expected);
+    if (runs != expected || abandons != abandons_expected) {
+        fail("%s: the offload pool ran fn %d times and abandon %d times, the calls said %d and %d",
+             cur, runs, abandons, expected, abandons_expected);
+        atomic_store(&offload_expected, runs);
+        atomic_store(&offload_abandons_expected, abandons);
+    }
+}
+
 /* ---- running the table ------------------------------------------------------------------- */
 
 static const char *ctx_name(unsigned ctx)
@@ -4672,10 +5550,12 @@ static void files_open(struct fx *f)
     close(p[0]);
     f->fd_broken = p[1];
     cr_assert(f->fd_null >= 0 && f->fd_ro >= 0);
+    io_open(f);
 }
 
 static void files_close(struct fx *f)
 {
+    io_close(f);
     close(f->fd_null);
     close(f->fd_ro);
     close(f->fd_broken);
@@ -5030,6 +5910,8 @@ static void strict_child(void)
 Test(misuse, strict_mode_aborts_on_exactly_the_misuse_codes, .timeout = 300)
 {
     int children = 0;
+    fx.fd_ro = open("/dev/null", O_RDONLY);
+    io_open(&fx); /* shared by the children */
     for (int i = 0; i < NPROBES; i++) {
         strict_row = &probes[i];
         if (!(strict_row->where & (IN_PROC | NO_RT)))
@@ -5076,6 +5958,8 @@ Test(misuse, strict_mode_aborts_on_exactly_the_misuse_codes, .timeout = 300)
             }
         }
     }
+    io_close(&fx);
+    close(fx.fd_ro);
     cr_assert_gt(children, 50);
     if (getenv("MISUSE_VERBOSE"))
         fprintf(stderr, "misuse matrix: %d strict children\n", children);

@@ -1326,7 +1326,7 @@ static void check_select_args(void)
     CHECK_RC(weft_select(ok, SIZE_MAX, WEFT_SELECT_FAIR, 0), -EINVAL);
     CHECK_RC(weft_select(ok, 1, 2, 0), -EINVAL);
     CHECK_RC(weft_select(ok, 1, -1, 0), -EINVAL);
-    int kinds[] = {0, WEFT_CASE_STREAM + 1, -1, 1000};
+    int kinds[] = {0, WEFT_CASE_FD + 1, -1, 1000};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         weft_case c[2] = {WEFT_RECV(ch, &v), WEFT_RECV(ch, &v)};
         c[1].kind = kinds[i];
