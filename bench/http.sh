@@ -17,7 +17,10 @@
 # runs on all CPUs, with 2 threads, alike for both servers (at 1 worker it
 # shares CPU 0 with the server). The runs alternate weft and Go, run by run.
 # wrk gets --timeout 10s (its default, 2 s, drops slower responses from the
-# latency histogram and counts them as timeouts only).
+# latency histogram and counts them as timeouts only). Over each measured run the
+# CPU time taken by other processes is summed (from /proc/*/stat); a note says
+# when it passed 5% of the CPUs in some run: the machine was not quiet, numbers
+# from it are not to be recorded (--verbose prints every run).
 #
 # Idle memory: at 2 workers a fresh server serves one warm-up connection, then
 # weft-bench-conns opens N connections, each makes one request and stays open
@@ -188,9 +191,30 @@ run_wrk() {
     }' "$tmp/wrk.out" || [ "${2:-}" = quiet ] || echo "http.sh: unexpected wrk output: $(tail -n 5 "$tmp/wrk.out" | tr '\n' ' ')" >&2
 }
 
+# cpu_mark: sets cm_t (the time, in µs), cm_all (the CPU time, in clock ticks, of all
+# processes: each one's own and its waited-for children's, so that the time of one that
+# ended and was waited for stays counted) and cm_ours (this shell's with its children's,
+# wrk's among them, plus the server's and the kernel's ksoftirqd threads', which carry
+# part of the loopback traffic). Over a measured run, all - ours is what other
+# processes took. (/proc/stat is not used: on some VMs its idle time does not advance.)
+hz=$(getconf CLK_TCK)
+ksoftirqd=$(grep -l '^ksoftirqd/' /proc/[0-9]*/comm 2>/dev/null | sed 's|^/proc/||; s|/comm$||' | tr '\n' ' ')
+cpu_mark() {
+  cm_t=${EPOCHREALTIME/[.,]/}
+  # shellcheck disable=SC2002 # cat goes on past a process that ended meanwhile; awk may not
+  read -r cm_all cm_ours < <(cat /proc/[0-9]*/stat 2>/dev/null |
+    awk -v srv="$server_pid" -v me="$$" -v ks="$ksoftirqd" '
+      BEGIN { n = split(ks, k, " "); for (i = 1; i <= n; i++) kp[k[i]] = 1 }
+      { pid = $1; line = $0; sub(/.*\) /, "", line); split(line, f, " ")
+        own = f[12] + f[13]; cum = own + f[14] + f[15]; all += cum
+        if (pid == me) ours += cum; else if (pid == srv || pid in kp) ours += own }
+      END { print all + 0, ours + 0 }')
+}
+
 median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-# rate[sys,w] p99[sys,w] and errs[sys,w] ("c r w t n", summed over the runs).
+# rates[sys,w] and p99s[sys,w]: the values of the runs; errs[sys,w]: "c r w t n" summed over
+# the runs; mems[sys]: bytes per idle connection, one value a run.
 declare -A rates p99s errs mems failed
 for sys in weft go; do
   for w in "${workers_list[@]}"; do rates[$sys,$w]= p99s[$sys,$w]= errs[$sys,$w]="0 0 0 0 0"; done
@@ -199,21 +223,30 @@ done
 [ -n "$weft" ] || failed[weft]=1
 [ -n "$gohttp" ] || failed[go]=1
 
+max_other=0
 for ((r = 0; r < runs; r++)); do
   for w in "${workers_list[@]}"; do
     for sys in weft go; do
       [ -z "${failed[$sys]:-}" ] || continue
       start_server "$sys" "$w" || { failed[$sys]=1; continue; }
       [ "$warmup" -eq 0 ] || run_wrk "$warmup" quiet >/dev/null
+      cpu_mark
+      read -r b_t b_all b_ours <<<"$cm_t $cm_all $cm_ours"
       out=$(run_wrk "$duration")
       if ! kill -0 "$server_pid" 2>/dev/null; then
         echo "http.sh: the $sys server died under wrk: $(tail -n 3 "$tmp/server.log")" >&2
         failed[$sys]=1; server_pid=; continue
       fi
+      cpu_mark
+      # What other processes took, as % of all CPUs over the run.
+      other=$(awk -v o=$((cm_all - b_all - (cm_ours - b_ours))) -v us=$((cm_t - b_t)) -v hz="$hz" -v n="$(nproc)" \
+                  'BEGIN { printf "%.0f", (us > 0 && o > 0) ? 100 * o / hz / (us / 1e6 * n) : 0 }')
+      [ "$other" -le "$max_other" ] || max_other=$other
+      [ "$verbose" -eq 0 ] || echo "http.sh: CPU ticks over $(((cm_t - b_t) / 1000)) ms: all processes $((cm_all - b_all)), ours $((cm_ours - b_ours))" >&2
       stop_server
       [ -n "$out" ] || { failed[$sys]=1; continue; }
       read -r rps p99 ec er ew et en <<<"$out"
-      [ "$verbose" -eq 0 ] || echo "http.sh: run $((r + 1)) $sys $w workers: $rps req/s, p99 $p99 ms, errors c/r/w/t/non-2xx $ec/$er/$ew/$et/$en" >&2
+      [ "$verbose" -eq 0 ] || echo "http.sh: run $((r + 1)) $sys $w workers: $rps req/s, p99 $p99 ms, errors c/r/w/t/non-2xx $ec/$er/$ew/$et/$en, other processes $other% of the CPUs" >&2
       rates[$sys,$w]+="$rps " p99s[$sys,$w]+="$p99 "
       read -r c0 r0 w0 t0 n0 <<<"${errs[$sys,$w]}"
       errs[$sys,$w]="$((c0 + ec)) $((r0 + er)) $((w0 + ew)) $((t0 + et)) $((n0 + en))"
@@ -244,6 +277,7 @@ fmt_errs() { # "c r w t n" -> "0" or "connect 12, timeout 3"
   if [ -n "$s" ]; then echo "${s%, }"; else echo 0; fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2fx", a / b; else print "-" }'; }
+ms1() { awk -v v="$1" 'BEGIN { if (v == "-") print v; else printf "%.1f", v }'; }
 thousands() { awk -v v="$1" 'BEGIN { if (v == "-") { print v; exit } s = sprintf("%.0f", v); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); print s }'; }
 
 echo "| http hello | workers | conns | weft req/s | go req/s | weft / go | weft p99 ms | go p99 ms | weft errors | go errors |"
@@ -254,8 +288,8 @@ for w in "${workers_list[@]}"; do
   we=- ge=-
   [ "$wr" = - ] || we=$(fmt_errs "${errs[weft,$w]}")
   [ "$gr" = - ] || ge=$(fmt_errs "${errs[go,$w]}")
-  echo "| wrk | $w | $conns | $(thousands "$wr") | $(thousands "$gr") | $(ratio "$wr" "$gr") | $wp | $gp | $we | $ge |"
-  [ "$w" -ne 2 ] || { goal_rate=$(ratio "$wr" "$gr"); goal_p99="$wp vs $gp"; }
+  echo "| wrk | $w | $conns | $(thousands "$wr") | $(thousands "$gr") | $(ratio "$wr" "$gr") | $(ms1 "$wp") | $(ms1 "$gp") | $we | $ge |"
+  [ "$w" -ne 2 ] || { goal_rate=$(ratio "$wr" "$gr"); goal_p99="$(ms1 "$wp") vs $(ms1 "$gp")"; }
 done
 wm=$(med "${mems[weft]}") gm=$(med "${mems[go]}")
 echo
@@ -268,3 +302,8 @@ echo "server per run pinned to CPUs 0..W-1, wrk unpinned; errors: wrk's socket e
 echo "the $runs runs. Goal at 2 workers: weft / go >= 1.50x (got ${goal_rate:--}), weft p99 <= go p99 (ms: ${goal_p99:--});"
 echo "<= 8192 B per idle connection (weft: $(thousands "$wm"))."
 [ -z "$limit_note" ] || echo "NOTE: $limit_note."
+if [ "$max_other" -gt 5 ]; then
+  echo "NOTE: other processes took up to $max_other% of the CPUs during a measured run: the machine was not quiet."
+else
+  echo "Other processes took at most $max_other% of the CPUs during a measured run."
+fi
