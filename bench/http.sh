@@ -93,9 +93,8 @@ tmp=$(mktemp -d)
 server_pid=
 stop_server() {
   [ -n "$server_pid" ] || return 0
-  local i
   kill -TERM "$server_pid" 2>/dev/null || true
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -134,10 +133,10 @@ fi
 # A free TCP port outside the ephemeral range (so that no client connection
 # can hold it): none of /proc/net/tcp{,6} mentions it.
 free_port() {
-  local lo=10000 hi p hex i
+  local lo=10000 hi p hex
   if [ "$port_lo" -gt 11000 ]; then hi=$((port_lo - 1)); else lo=$((port_hi + 1)); hi=65535; fi
   [ "$lo" -lt "$hi" ] || { lo=10000; hi=65535; }
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
     printf -v hex ':%04X ' "$p"
     cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "$hex" || { echo "$p"; return; }
@@ -148,13 +147,13 @@ free_port() {
 # start_server system workers: starts it pinned on CPUs 0..W-1, sets server_pid
 # and port, and waits (10 s at most) until it accepts; fails if it does not.
 start_server() {
-  local sys=$1 w=$2 prog cpus i
+  local sys=$1 w=$2 prog cpus
   if [ "$sys" = weft ]; then prog=$weft; else prog=$gohttp; fi
   cpus=$(seq -s, 0 $((w - 1)))
   port=$(free_port)
   taskset -c "$cpus" "$prog" --port "$port" --workers "$w" </dev/null >"$tmp/server.log" 2>&1 &
   server_pid=$!
-  for i in $(seq 200); do
+  for _ in $(seq 200); do
     if ! kill -0 "$server_pid" 2>/dev/null; then
       echo "http.sh: '$prog --port $port --workers $w' exited: $(tail -n 3 "$tmp/server.log")" >&2
       wait "$server_pid" 2>/dev/null || true; server_pid=; return 1
@@ -217,7 +216,7 @@ median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else print (NR
 # the runs; mems[sys]: bytes per idle connection, one value a run.
 declare -A rates p99s errs mems failed
 for sys in weft go; do
-  for w in "${workers_list[@]}"; do rates[$sys,$w]= p99s[$sys,$w]= errs[$sys,$w]="0 0 0 0 0"; done
+  for w in "${workers_list[@]}"; do rates[$sys,$w]="" p99s[$sys,$w]="" errs[$sys,$w]="0 0 0 0 0"; done
   mems[$sys]=
 done
 [ -n "$weft" ] || failed[weft]=1
