@@ -22,15 +22,17 @@ const char *weft_strerror(int err)
     case -EPERM: return "not allowed from this context";
     case -E2BIG: return "argument too large";
     case -EAGAIN: return "resource temporarily unavailable";
-    case -EPIPE: return "closed";
+    case -EPIPE: return "closed (a channel or stream; a connection whose peer is gone)";
     case -EMSGSIZE: return "wrong message size";
     case -EOVERFLOW: return "too many references";
     case -EALREADY: return "already done (a dataflow variable bound, a graph run, before)";
     case -EINPROGRESS: return "in progress (a graph's run has not ended)";
-    case -ENOTCONN: return "not connected (a graph's port)";
-    case -EISCONN: return "already connected (a graph's port)";
+    case -ENOTCONN: return "not connected (a socket, a graph's port)";
+    case -EISCONN: return "already connected (a socket, a graph's port)";
     case -ENAMETOOLONG: return "name too long";
-    case -ECONNABORTED: return "aborted (a graph's node process was killed)";
+    case -ECONNABORTED: return "aborted (a connection, or a graph's node process that was killed)";
+    case -ECONNRESET: return "connection reset by the peer";
+    case -ENXIO: return "no such address (a name that does not resolve)";
     default: break;
     }
     if (err >= 0)

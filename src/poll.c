@@ -56,6 +56,7 @@ static struct {
     _Atomic(struct weft__fd *) chunks[CHUNKS];
     weft__spinlock grow_lock;
     _Atomic int64_t last_poll;
+    _Atomic rlim_t fd_limit; /* the soft limit of open files, as last read */
 } io = {.epfd = -1, .wakefd = -1};
 
 static inline unsigned dir_index(int dir)
@@ -79,6 +80,19 @@ static struct weft__fd *chunk_make(unsigned c)
     return aligned;
 }
 
+/* Whether fd is below the limit of open files (read again when it may
+ * have been raised), so that a wild number makes no chunk. */
+static bool below_limit(int fd)
+{
+    if ((rlim_t)fd < atomic_load_explicit(&io.fd_limit, memory_order_relaxed))
+        return true;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return false;
+    atomic_store_explicit(&io.fd_limit, rl.rlim_cur, memory_order_relaxed);
+    return (rlim_t)fd < rl.rlim_cur;
+}
+
 int weft__fd_get(int fd, struct weft__fd **out)
 {
     if (weft__unlikely(io.epfd < 0))
@@ -88,6 +102,8 @@ int weft__fd_get(int fd, struct weft__fd **out)
     unsigned c = (unsigned)fd / CHUNK_FDS;
     struct weft__fd *chunk = atomic_load_explicit(&io.chunks[c], memory_order_acquire);
     if (weft__unlikely(!chunk)) {
+        if (!below_limit(fd))
+            return -EBADF;
         weft__spin_lock(&io.grow_lock);
         chunk = atomic_load_explicit(&io.chunks[c], memory_order_relaxed);
         if (!chunk && (chunk = chunk_make(c)))
@@ -158,9 +174,9 @@ static int fd_register(struct weft__fd *d, uint32_t gen)
     if (atomic_load_explicit(&d->gen, memory_order_relaxed) != gen) {
         err = -EBADF; /* let go of meanwhile: fd_release took it out again */
     } else if (err == 1) {
-        d->always_ready = true;
+        __atomic_store_n(&d->always_ready, true, __ATOMIC_RELAXED);
     } else if (err == 0) {
-        d->registered = 1;
+        __atomic_store_n(&d->registered, 1, __ATOMIC_RELAXED);
     }
     weft__spin_unlock(&d->lock);
     return err;
@@ -177,9 +193,10 @@ static bool fd_release(struct weft__fd *d)
     struct weft__chan_op *woken = NULL;
     weft__spin_lock(&d->lock);
     bool was = d->registered;
-    d->registered = 0;
-    d->always_ready = false;
-    d->not_socket = false;
+    /* Stored atomically: fd_register and weft__fd_opened read them unlocked. */
+    __atomic_store_n(&d->registered, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->always_ready, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->not_socket, false, __ATOMIC_RELAXED);
     d->closing = true;
     atomic_store_explicit(&d->gen, atomic_load_explicit(&d->gen, memory_order_relaxed) + 1,
                           memory_order_relaxed);

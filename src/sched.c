@@ -944,6 +944,11 @@ static void det_loop(struct weft__worker *w0)
         }
         int64_t when = earliest_timer();
         if (when != INT64_MAX) {
+            /* Before the clock jumps, descriptors get the time it skips,
+             * in real time: their events come from outside the replay. */
+            if (atomic_load_explicit(&rt->poll_waiters, memory_order_relaxed) > 0 &&
+                rt->poll_hook(w0, when) > 0)
+                continue;
             weft__det_advance_to(when);
             run_due_timers(w0, true);
             continue;
