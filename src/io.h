@@ -45,6 +45,14 @@ weft__fd_token weft__fd_sample(struct weft__fd *d, int dir);
  * run weft__kill_check (a process) at its entry. */
 int weft__fd_await(struct weft__fd *d, int dir, weft__fd_token sample, int64_t deadline);
 
+/* A read that got less than it asked for emptied the descriptor: it
+ * notes the sample it took before (set_drained). A later read whose sample
+ * is still that one (no edge since) can wait at once instead of trying a
+ * syscall that would find nothing (weft__fd_drained), unless a hang-up or
+ * an error was seen: that edge may have come before the sample. */
+bool weft__fd_drained(struct weft__fd *d, weft__fd_token sample);
+void weft__fd_set_drained(struct weft__fd *d, weft__fd_token sample);
+
 /* What a socket call needs to know of d: whether recv/send work on it. */
 bool weft__fd_not_socket(struct weft__fd *d);
 void weft__fd_set_not_socket(struct weft__fd *d);

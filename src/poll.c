@@ -20,6 +20,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -38,6 +39,8 @@ struct weft__fd {
     bool always_ready;        /* epoll refused it: a regular file */
     bool not_socket;          /* recv/send gave ENOTSOCK */
     bool closing;             /* between fd_release and fd_released */
+    bool ended;               /* a hang-up or an error was seen (latched) */
+    _Atomic weft__fd_token drained; /* a read found it empty after this sample, plus 1 */
     struct weft__chanq waiters; /* ops; op->buf holds the events they want */
 };
 
@@ -80,6 +83,21 @@ static struct weft__fd *chunk_make(unsigned c)
     return aligned;
 }
 
+/* weft lets go of a number in a window of two syscalls (take it out of the
+ * set, close it: see fd_release). The number can be given out again inside
+ * it, to a socket (weft__fd_opened) or to anyone: whoever comes for the
+ * number then waits the window out, so that it meets the new generation.
+ * A wait of the old descriptor that comes now finds it closed (-EBADF). */
+static void wait_closed(struct weft__fd *d)
+{
+    for (unsigned spins = 0; __atomic_load_n(&d->closing, __ATOMIC_ACQUIRE); spins++) {
+        if (spins < 64)
+            weft__cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
 /* Whether fd is below the limit of open files (read again when it may
  * have been raised), so that a wild number makes no chunk. */
 static bool below_limit(int fd)
@@ -112,7 +130,9 @@ int weft__fd_get(int fd, struct weft__fd **out)
         if (!chunk)
             return -ENOMEM;
     }
-    *out = &chunk[(unsigned)fd % CHUNK_FDS];
+    struct weft__fd *d = &chunk[(unsigned)fd % CHUNK_FDS];
+    wait_closed(d);
+    *out = d;
     return 0;
 }
 
@@ -197,7 +217,8 @@ static bool fd_release(struct weft__fd *d)
     __atomic_store_n(&d->registered, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->always_ready, false, __ATOMIC_RELAXED);
     __atomic_store_n(&d->not_socket, false, __ATOMIC_RELAXED);
-    d->closing = true;
+    __atomic_store_n(&d->ended, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->closing, true, __ATOMIC_RELAXED);
     atomic_store_explicit(&d->gen, atomic_load_explicit(&d->gen, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     weft__opq_claim_all(&d->waiters, &woken, -EBADF);
@@ -209,7 +230,7 @@ static bool fd_release(struct weft__fd *d)
 static void fd_released(struct weft__fd *d)
 {
     weft__spin_lock(&d->lock);
-    d->closing = false;
+    __atomic_store_n(&d->closing, false, __ATOMIC_RELEASE);
     atomic_store_explicit(&d->gen, atomic_load_explicit(&d->gen, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     weft__spin_unlock(&d->lock);
@@ -218,6 +239,8 @@ static void fd_released(struct weft__fd *d)
 void weft__fd_opened(int fd)
 {
     struct weft__fd *d = fd_peek(fd);
+    if (d)
+        wait_closed(d);
     if (d && (__atomic_load_n(&d->registered, __ATOMIC_RELAXED) ||
               __atomic_load_n(&d->always_ready, __ATOMIC_RELAXED) ||
               __atomic_load_n(&d->not_socket, __ATOMIC_RELAXED) ||
@@ -259,6 +282,17 @@ weft__fd_token weft__fd_sample(struct weft__fd *d, int dir)
     uint32_t gen = atomic_load_explicit(&d->gen, memory_order_acquire);
     uint32_t seq = atomic_load_explicit(&d->seq[dir_index(dir)], memory_order_acquire);
     return (uint64_t)gen << 32 | seq;
+}
+
+bool weft__fd_drained(struct weft__fd *d, weft__fd_token sample)
+{
+    return atomic_load_explicit(&d->drained, memory_order_relaxed) == sample + 1 &&
+           !__atomic_load_n(&d->ended, __ATOMIC_RELAXED);
+}
+
+void weft__fd_set_drained(struct weft__fd *d, weft__fd_token sample)
+{
+    atomic_store_explicit(&d->drained, sample + 1, memory_order_relaxed);
 }
 
 static void count_waiter(long by)
@@ -423,6 +457,8 @@ static void fd_event(uint64_t data, uint32_t mask, struct weft__chan_op **woken)
         weft__spin_unlock(&d->lock);
         return; /* an event of a descriptor weft has let go of */
     }
+    if (extra)
+        __atomic_store_n(&d->ended, true, __ATOMIC_RELAXED); /* before the seq release */
     for (int dir = WEFT_FD_READ; dir <= WEFT_FD_WRITE; dir <<= 1)
         if (ready & dir)
             atomic_fetch_add_explicit(&d->seq[dir_index(dir)], 1, memory_order_release);

@@ -330,8 +330,17 @@ static ssize_t transfer(int fd, char *buf, size_t len, bool out, bool whole, int
     size_t done = 0;
     while (done < len) {
         weft__fd_token t = weft__fd_sample(d, dir);
+        /* Emptied by the last read and no edge since: the read would find
+         * nothing (one syscall less per request of a keep-alive server). */
+        if (!out && deadline != 0 && weft__fd_drained(d, t)) {
+            if ((err = await(d, dir, t, deadline)) != 0)
+                return err;
+            t = weft__fd_sample(d, dir);
+        }
         ssize_t n = out ? sys_write(fd, d, buf + done, len - done)
                         : sys_read(fd, d, buf + done, len - done);
+        if (!out && n > 0 && (size_t)n < len - done)
+            weft__fd_set_drained(d, t);
         if (n > 0) {
             done += (size_t)n;
             if (!whole)
