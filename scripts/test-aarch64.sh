@@ -90,7 +90,7 @@ if [[ $switch_only == 0 ]]; then
     # channel and wait protocols' fences. (--deadlock writes its report on
     # stderr and exits 0 only when the detector found the deadlock.)
     for ex in "hello" "embedded" "sieve --n 100" "power_series" "philosophers --meals 50" \
-              "philosophers --deadlock" "bounded_buffer --items 2000"; do
+              "philosophers --deadlock" "bounded_buffer --items 2000" "echo --self-test 10"; do
         read -r name args <<<"$ex"
         # shellcheck disable=SC2086 # args is a word list
         run "${timeout_cmd[@]}" "$qemu" -L "$cross_root" "$build/lib/examples/example-$name" $args \

@@ -50,6 +50,11 @@ enum {
     POLL_BATCH = 128,     /* events per epoll_wait from the scheduler's context */
     PERIODIC_BATCH = 8    /* events per look of a busy worker (on a process's stack) */
 };
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#define HAVE_PWAIT2 1 /* nanosecond timeouts */
+#else
+#define HAVE_PWAIT2 0
+#endif
 #define WAKE_DATA UINT64_MAX /* the interrupting eventfd's epoll data */
 /* A busy worker looks at the set when nobody has for this long (ns). */
 #define PERIODIC_AFTER ((int64_t)1000 * 1000)
@@ -60,6 +65,7 @@ static struct {
     weft__spinlock grow_lock;
     _Atomic int64_t last_poll;
     _Atomic rlim_t fd_limit; /* the soft limit of open files, as last read */
+    atomic_bool no_pwait2;   /* the kernel has no epoll_pwait2 */
 } io = {.epfd = -1, .wakefd = -1};
 
 static inline unsigned dir_index(int dir)
@@ -491,15 +497,24 @@ static int poll_events(struct weft__worker *w, int64_t deadline, struct epoll_ev
         int64_t left = deadline == INT64_MAX ? -1 : weft__real_deadline(deadline) - weft__clock_real();
         if (deadline != INT64_MAX && left < 0)
             left = 0;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-        struct timespec ts = {.tv_sec = left / 1000000000, .tv_nsec = left % 1000000000};
-        n = epoll_pwait2(io.epfd, evs, cap, deadline == INT64_MAX ? NULL : &ts, NULL);
-        if (n < 0 && errno == ENOSYS)
+        n = -1;
+#if HAVE_PWAIT2
+        if (!atomic_load_explicit(&io.no_pwait2, memory_order_relaxed)) {
+            struct timespec ts = {.tv_sec = left / 1000000000, .tv_nsec = left % 1000000000};
+            n = epoll_pwait2(io.epfd, evs, cap, deadline == INT64_MAX ? NULL : &ts, NULL);
+            if (n < 0 && errno == ENOSYS)
+                atomic_store_explicit(&io.no_pwait2, true, memory_order_relaxed);
+        }
 #endif
-            /* Before Linux 5.11: milliseconds, rounded up. */
+        /* Before Linux 5.11 (or under valgrind 3.19): milliseconds, rounded up. */
+        if (n < 0 && (!HAVE_PWAIT2 || atomic_load_explicit(&io.no_pwait2, memory_order_relaxed)))
             n = epoll_wait(io.epfd, evs, cap, left < 0 ? -1 : (int)((left + 999999) / 1000000));
     }
-    atomic_store_explicit(&io.last_poll, weft_now(), memory_order_relaxed);
+    /* Written only when it moves on much: the line is read by every
+     * worker's periodic check. */
+    int64_t now = weft_now();
+    if (now - atomic_load_explicit(&io.last_poll, memory_order_relaxed) > PERIODIC_AFTER / 8)
+        atomic_store_explicit(&io.last_poll, now, memory_order_relaxed);
     struct weft__chan_op *woken = NULL;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_DATA) {
