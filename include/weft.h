@@ -430,7 +430,9 @@ enum {
  * one select; it never matches itself.
  * Errors: -ETIMEDOUT (no case completed by the deadline), -EINVAL [misuse]
  * (cases NULL, n 0 or above WEFT_SELECT_MAX, an unknown kind or policy, a
- * NULL buf), -EBADF (an enabled case names a bad channel), -EMSGSIZE
+ * NULL buf), -EBADF (an enabled case names a bad channel, or a
+ * descriptor that is not open; one closed through weft while the select
+ * waits completes its case with -EBADF instead), -EMSGSIZE
  * [misuse] (a size differs from its channel's element size), -ECANCELED,
  * -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_select(weft_case *cases, size_t n, int policy, int64_t deadline);

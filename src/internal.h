@@ -231,9 +231,16 @@ struct weft__timer {
     void (*fire)(struct weft__timer *);       /* called with the heap locked */
 };
 
+/* A heap entry keeps its timer's deadline beside it: comparisons read the
+ * array only, not the timers (a server's heap holds one per connection). */
+struct weft__timer_slot {
+    int64_t when;
+    struct weft__timer *timer;
+};
+
 struct weft__timer_heap {
     weft__spinlock lock;
-    struct weft__timer **items;  /* binary min-heap on when */
+    struct weft__timer_slot *items; /* 4-ary min-heap on when */
     uint32_t count, capacity;
     _Atomic int64_t next_when;   /* earliest deadline, INT64_MAX when empty */
 };

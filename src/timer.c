@@ -1,7 +1,7 @@
 /* timer.c: per-worker timer heaps.
  *
  * A timer is armed in the heap of the worker its process blocks on. The heap
- * is a binary min-heap of pointers under a spinlock: its owner adds and fires
+ * is a 4-ary min-heap of (deadline, timer) under a spinlock: its owner adds and fires
  * timers, any thread may cancel one (a process resumed elsewhere cancels its
  * own deadline), and idle workers fire the due timers of busy ones. A timer's
  * fire callback runs with the heap locked, and a cancel always takes the lock
@@ -31,45 +31,49 @@ void weft__timer_heap_term(struct weft__timer_heap *h)
     h->capacity = 0;
 }
 
-static void place(struct weft__timer_heap *h, uint32_t i, struct weft__timer *t)
+enum { ARITY = 4 }; /* half the depth of a binary heap; the keys of 4 children are 64 contiguous bytes */
+
+static void place(struct weft__timer_heap *h, uint32_t i, struct weft__timer_slot slot)
 {
-    h->items[i] = t;
-    t->index = i;
+    h->items[i] = slot;
+    slot.timer->index = i;
 }
 
 static void sift_up(struct weft__timer_heap *h, uint32_t i)
 {
-    struct weft__timer *t = h->items[i];
+    struct weft__timer_slot s = h->items[i];
     while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (h->items[parent]->when <= t->when)
+        uint32_t parent = (i - 1) / ARITY;
+        if (h->items[parent].when <= s.when)
             break;
         place(h, i, h->items[parent]);
         i = parent;
     }
-    place(h, i, t);
+    place(h, i, s);
 }
 
 static void sift_down(struct weft__timer_heap *h, uint32_t i)
 {
-    struct weft__timer *t = h->items[i];
+    struct weft__timer_slot s = h->items[i];
     for (;;) {
-        uint32_t child = 2 * i + 1;
-        if (child >= h->count)
+        uint32_t first = ARITY * i + 1;
+        if (first >= h->count)
             break;
-        if (child + 1 < h->count && h->items[child + 1]->when < h->items[child]->when)
-            child++;
-        if (t->when <= h->items[child]->when)
+        uint32_t last = first + ARITY < h->count ? first + ARITY : h->count, child = first;
+        for (uint32_t c = first + 1; c < last; c++)
+            if (h->items[c].when < h->items[child].when)
+                child = c;
+        if (s.when <= h->items[child].when)
             break;
         place(h, i, h->items[child]);
         i = child;
     }
-    place(h, i, t);
+    place(h, i, s);
 }
 
 static void publish_next(struct weft__timer_heap *h)
 {
-    atomic_store_explicit(&h->next_when, h->count ? h->items[0]->when : NONE_WHEN,
+    atomic_store_explicit(&h->next_when, h->count ? h->items[0].when : NONE_WHEN,
                           memory_order_release);
 }
 
@@ -81,7 +85,7 @@ static void remove_at(struct weft__timer_heap *h, uint32_t i)
     if (i != h->count) {
         place(h, i, h->items[h->count]);
         sift_down(h, i);
-        sift_up(h, h->items[i]->index);
+        sift_up(h, h->items[i].timer->index);
     }
 }
 
@@ -90,7 +94,7 @@ int weft__timer_add(struct weft__timer_heap *h, struct weft__timer *t, int64_t w
     weft__spin_lock(&h->lock);
     if (h->count == h->capacity) {
         uint32_t cap = h->capacity ? h->capacity * 2 : 64;
-        struct weft__timer **items = weft__alloc(cap * sizeof *items);
+        struct weft__timer_slot *items = weft__alloc(cap * sizeof *items);
         if (!items) {
             weft__spin_unlock(&h->lock);
             return -ENOMEM;
@@ -104,7 +108,7 @@ int weft__timer_add(struct weft__timer_heap *h, struct weft__timer *t, int64_t w
     t->when = when;
     t->home = h;
     atomic_store_explicit(&t->heap, h, memory_order_relaxed);
-    place(h, h->count++, t);
+    place(h, h->count++, (struct weft__timer_slot){when, t});
     sift_up(h, t->index);
     publish_next(h);
     weft__spin_unlock(&h->lock);
@@ -131,8 +135,8 @@ int weft__timer_run(struct weft__timer_heap *h, int64_t now)
         return 0;
     int fired = 0;
     weft__spin_lock(&h->lock);
-    while (h->count > 0 && h->items[0]->when <= now) {
-        struct weft__timer *t = h->items[0];
+    while (h->count > 0 && h->items[0].when <= now) {
+        struct weft__timer *t = h->items[0].timer;
         remove_at(h, 0);
         atomic_store_explicit(&t->heap, NULL, memory_order_relaxed);
         t->fire(t);
