@@ -195,7 +195,7 @@ run_wrk() {
     }' "$tmp/wrk.out" || [ "${2:-}" = quiet ] || echo "http.sh: unexpected wrk output: $(tail -n 5 "$tmp/wrk.out" | tr '\n' ' ')" >&2
 }
 
-# cpu_mark: sets cm_t (the time, in µs), cm_all (the CPU time, in clock ticks, of all
+# cpu_mark: sets cm_t (the time, in µs), cm_srv (the server's CPU time), cm_all (the CPU time, in clock ticks, of all
 # processes: each one's own and its waited-for children's, so that the time of one that
 # ended and was waited for stays counted) and cm_ours (this shell's with its children's,
 # wrk's among them, plus the server's and the kernel's ksoftirqd threads', which carry
@@ -206,13 +206,14 @@ ksoftirqd=$(grep -l '^ksoftirqd/' /proc/[0-9]*/comm 2>/dev/null | sed 's|^/proc/
 cpu_mark() {
   cm_t=${EPOCHREALTIME/[.,]/}
   # shellcheck disable=SC2002 # cat goes on past a process that ended meanwhile; awk may not
-  read -r cm_all cm_ours < <(cat /proc/[0-9]*/stat 2>/dev/null |
+  read -r cm_all cm_ours cm_srv < <(cat /proc/[0-9]*/stat 2>/dev/null |
     awk -v srv="$server_pid" -v me="$$" -v ks="$ksoftirqd" '
       BEGIN { n = split(ks, k, " "); for (i = 1; i <= n; i++) kp[k[i]] = 1 }
       { pid = $1; line = $0; sub(/.*\) /, "", line); split(line, f, " ")
         own = f[12] + f[13]; cum = own + f[14] + f[15]; all += cum
-        if (pid == me) ours += cum; else if (pid == srv || pid in kp) ours += own }
-      END { print all + 0, ours + 0 }')
+        if (pid == me) ours += cum; else if (pid == srv || pid in kp) ours += own
+        if (pid == srv) server = own }
+      END { print all + 0, ours + 0, server + 0 }')
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
@@ -231,11 +232,11 @@ done
 # and other (the % of the CPUs that other processes took meanwhile); fails if the server
 # does not start, dies or wrk's output is unexpected.
 measure_run() {
-  local sys=$1 w=$2 b_t b_all b_ours
+  local sys=$1 w=$2 b_t b_all b_ours b_srv
   start_server "$sys" "$w" || return 1
   [ "$warmup" -eq 0 ] || run_wrk "$warmup" quiet >/dev/null
   cpu_mark
-  read -r b_t b_all b_ours <<<"$cm_t $cm_all $cm_ours"
+  read -r b_t b_all b_ours b_srv <<<"$cm_t $cm_all $cm_ours $cm_srv"
   out=$(run_wrk "$duration")
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "http.sh: the $sys server died under wrk: $(tail -n 3 "$tmp/server.log")" >&2
@@ -245,7 +246,7 @@ measure_run() {
   stop_server
   other=$(awk -v o=$((cm_all - b_all - (cm_ours - b_ours))) -v us=$((cm_t - b_t)) -v hz="$hz" -v n="$(nproc)" \
               'BEGIN { printf "%.0f", (us > 0 && o > 0) ? 100 * o / hz / (us / 1e6 * n) : 0 }')
-  [ "$verbose" -eq 0 ] || echo "http.sh: CPU ticks over $(((cm_t - b_t) / 1000)) ms: all processes $((cm_all - b_all)), ours $((cm_ours - b_ours))" >&2
+  [ "$verbose" -eq 0 ] || echo "http.sh: CPU ticks over $(((cm_t - b_t) / 1000)) ms: all processes $((cm_all - b_all)), ours $((cm_ours - b_ours)) (the server $((cm_srv - b_srv)))" >&2
   [ -n "$out" ]
 }
 
