@@ -976,3 +976,25 @@ Test(offload, no_helper_thread_gives_eagain, .timeout = 30)
     ASSERT_OK(weft_stop(WEFT_FOREVER));
     ASSERT_CHECKS();
 }
+
+static intptr_t pool_size_main(void *arg)
+{
+    return 0;
+}
+
+/* A pool larger than WEFT_OFFLOAD_THREADS_MAX is refused by weft_start and
+ * weft_run; the largest one is taken (its threads start only when needed). */
+Test(offload, pool_size_is_checked_at_start)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.offload_threads = WEFT_OFFLOAD_THREADS_MAX + 1;
+    ASSERT_RC(weft_start(&cfg), -EINVAL);
+    intptr_t r = -7;
+    ASSERT_RC(weft_run(pool_size_main, NULL, &cfg, &r), -EINVAL);
+    cr_assert_eq(r, -7, "main ran");
+    cfg.offload_threads = WEFT_OFFLOAD_THREADS_MAX;
+    ASSERT_OK(weft_start(&cfg));
+    ASSERT_OK(weft_stop(WEFT_FOREVER));
+}
