@@ -10,8 +10,10 @@
  * from its worker's local queues and switches to it directly; only when there
  * is none does it switch to the worker's scheduler context (the OS thread's
  * own stack), which looks further: due timers (its own and other workers'),
- * the global queue, other workers' queues, then spins a bounded time, then
- * parks on a futex. What must happen to the context just left (requeue it,
+ * descriptor events (the io layer's poll hook, while descriptors are waited
+ * on), the global queue, other workers' queues, then spins a bounded time,
+ * then parks: on a futex, or, for one parked worker at a time while
+ * descriptors are waited on, in the poller. What must happen to the context just left (requeue it,
  * let it go, free its stack) is done by the next context right after the
  * switch, in finish_switch, once the old registers are saved.
  *
