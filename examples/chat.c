@@ -562,12 +562,10 @@ static void accept_some(struct server *s)
 {
     for (int k = 0; k < ACCEPT_BATCH; k++) {
         int fd = weft_accept(s->lfd, NULL, 0);
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
             weft_sleep(weft_now() + 10 * MS); /* wait for descriptors to be freed */
             return;
         }
-        if (fd == -ECONNABORTED || fd == -EPROTO || fd == -EPERM || fd == -EINTR)
-            continue;
         if (fd < 0)
             return; /* -ETIMEDOUT: none queued now */
         int sndbuf = SNDBUF; /* best effort */

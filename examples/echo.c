@@ -122,14 +122,12 @@ static void accept_some(struct server *s)
 {
     for (int k = 0; k < ACCEPT_BATCH; k++) {
         int fd = weft_accept(s->lfd, NULL, 0);
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
             /* Out of descriptors: the connection stays queued; wait a
              * little for some to be closed rather than spin. */
             weft_sleep(weft_now() + 10 * MS);
             return;
         }
-        if (fd == -ECONNABORTED || fd == -EPROTO || fd == -EPERM || fd == -EINTR)
-            continue; /* that connection is gone; others may be queued */
         if (fd < 0)
             return; /* -ETIMEDOUT: none queued now */
         struct conn *c = malloc(sizeof *c);

@@ -237,10 +237,11 @@ static int accept_on(int fd, weft_addr *peer, int64_t deadline)
         switch (nfd) {
         case -EAGAIN:
             break;
-        /* A connection that failed before it was taken; Linux also passes
-         * on the new connection's pending network errors: take the next. */
+        /* A connection that failed before it was taken (or that a
+         * firewall rule refused: EPERM); Linux also passes on the new
+         * connection's pending network errors: take the next. */
         case -EINTR: case -ECONNABORTED: case -EPROTO: case -ENETDOWN: case -ENOPROTOOPT:
-        case -EHOSTDOWN: case -ENONET: case -EHOSTUNREACH: case -ENETUNREACH:
+        case -EHOSTDOWN: case -ENONET: case -EHOSTUNREACH: case -ENETUNREACH: case -EPERM:
             continue;
         default: /* -EMFILE, -ENFILE at once: the connection stays queued */
             return nfd;
