@@ -621,15 +621,27 @@ static intptr_t unix_backlog_main(void *arg)
         p[i] = spawn_on(unix_connector, &u, i, 0);
     weft_sleep(weft_now() + 20 * MS);
     CHECK(atomic_load(&u.connected) == 0, "a connect got through a full backlog");
-    for (int got = 0; got < n + 4; got++) {
+    /* The accepted sockets stay open until every connector has written:
+     * closing one first would fail that connector's write with -EPIPE. */
+    int accepted[16 + 4], got = 0;
+    while (got < n + 4) {
         int s = weft_accept(l, NULL, weft_now() + 10000 * MS);
         CHECK(s >= 0, "accept %d: %d", got, s);
-        if (s >= 0)
-            CHECK_RC(weft_fd_close(s), 0);
+        if (s < 0)
+            break;
+        accepted[got++] = s;
     }
     for (int i = 0; i < 4; i++)
         join_proc(p[i]);
     CHECK(atomic_load(&u.connected) == 4, "%d connected", atomic_load(&u.connected));
+    int bytes = 0;
+    for (int i = 0; i < got; i++) {
+        char c;
+        if (weft_read(accepted[i], &c, 1, 0) == 1 && c == 'u')
+            bytes++;
+        CHECK_RC(weft_fd_close(accepted[i]), 0);
+    }
+    CHECK(bytes == 4, "%d of the 4 connectors' bytes arrived", bytes);
     for (int i = 0; i < n; i++)
         CHECK_RC(weft_fd_close(held[i]), 0);
     CHECK_RC(weft_fd_close(l), 0);
