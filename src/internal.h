@@ -197,10 +197,14 @@ static inline void *weft__handle_peek(uint64_t handle, int type)
         (int)((st >> WEFT__HANDLE_TYPE_SHIFT) & 0xFF) != type)
         return NULL;
     /* The slot may be freed and reused for another type between the two
-     * loads: the state read again after obj (which every reuse changes)
-     * tells. */
+     * loads: the generation read again after obj tells (every free changes
+     * it). Only the generation and type are compared: the references may
+     * change meanwhile, through retains and releases by other threads,
+     * and the handle is no less live for that. */
     void *obj = atomic_load_explicit(&s->obj, memory_order_acquire);
-    if (atomic_load_explicit(&s->state, memory_order_relaxed) != st)
+    uint64_t again = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (again >> WEFT__HANDLE_TYPE_SHIFT != st >> WEFT__HANDLE_TYPE_SHIFT ||
+        (again & WEFT__HANDLE_REFS_MASK) == 0)
         return NULL;
     return obj;
 }

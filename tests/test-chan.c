@@ -1024,6 +1024,92 @@ Test(chan, retain_and_release_count_references, .timeout = 30)
     run_1_and_2(refcount_main, NULL);
 }
 
+/* Taking and dropping references on a channel changes nothing for those
+ * using it meanwhile: no send or receive fails (a lookup that compared the
+ * reference count, not the handle's generation, saw the handle as stale
+ * while another worker counted). Two pinned pairs exchange on one channel
+ * while two other processes retain and release it. */
+struct churn {
+    weft_chan ch;
+    atomic_int stop;
+    atomic_long failures;
+};
+
+enum { CHURN_VALUES = 20000 };
+
+static intptr_t churn_refs(void *arg)
+{
+    struct churn *c = arg;
+    for (unsigned n = 1; !atomic_load(&c->stop); n++) {
+        CHECK_RC(weft_chan_retain(c->ch), 0);
+        CHECK_RC(weft_chan_release(c->ch), 0);
+        if (n % 64 == 0)
+            weft_yield(); /* the users share the worker */
+    }
+    return 0;
+}
+
+/* A failed user closes the channel, so that its partners end too. */
+static void churn_failed(struct churn *c, int rc)
+{
+    atomic_fetch_add(&c->failures, 1);
+    CHECK_RC(rc, 0);
+    for (int tries = 0; tries < 1000 && weft_chan_close(c->ch) == -EBADF; tries++) {
+    }
+}
+
+static intptr_t churn_sender(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < CHURN_VALUES; i++) {
+        int rc = weft_chan_send(c->ch, &i, sizeof i, WEFT_FOREVER);
+        if (rc != 0) {
+            churn_failed(c, rc);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static intptr_t churn_receiver(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < CHURN_VALUES; i++) {
+        int v, rc = weft_chan_recv(c->ch, &v, sizeof v, WEFT_FOREVER);
+        if (rc != 0) {
+            churn_failed(c, rc);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static intptr_t churn_main(void *arg)
+{
+    for (size_t cap = 0; cap <= 8; cap += 8) {
+        struct churn c = {.ch = make_chan(sizeof(int), cap)};
+        weft_pid refs[2], users[4];
+        for (int i = 0; i < 2; i++)
+            refs[i] = spawn_on(churn_refs, &c, i, 1);
+        for (int i = 0; i < 4; i++)
+            users[i] = spawn_on(i % 2 ? churn_receiver : churn_sender, &c, i / 2, 1);
+        for (int i = 0; i < 4; i++)
+            join_proc(users[i]);
+        atomic_store(&c.stop, 1);
+        for (int i = 0; i < 2; i++)
+            join_proc(refs[i]);
+        CHECK(atomic_load(&c.failures) == 0, "capacity %zu: %ld sends or receives failed", cap,
+              atomic_load(&c.failures));
+        CHECK_RC(weft_chan_release(c.ch), 0);
+    }
+    return 0;
+}
+
+Test(chan, references_taken_meanwhile_never_fail_a_send_or_receive, .timeout = 60)
+{
+    run_1_and_2(churn_main, NULL);
+}
+
 /* A holder that keeps its own reference keeps the channel alive after the
  * maker released its reference: buffered values are still delivered. */
 struct holder {
