@@ -313,6 +313,18 @@ static int dump_to_report(void)
     return rc;
 }
 
+/* Dumps into report[] until it has both texts (the processes have reached
+ * their waits), for 5 s at most. */
+static void dump_until(const char *text, const char *other)
+{
+    int64_t limit = weft_now() + 5000 * MS;
+    do {
+        CHECK_RC(dump_to_report(), 0);
+        if (strstr(report, text) && strstr(report, other))
+            return;
+    } while (weft_sleep(weft_now() + MS) == 0 && weft_now() < limit);
+}
+
 static intptr_t dump_main(void *arg)
 {
     static weft_chan chans[2];
@@ -321,8 +333,7 @@ static intptr_t dump_main(void *arg)
     weft_pid a, b;
     spawn_named(&a, sleeper, NULL, "the-sleeper");
     spawn_named(&b, selector, chans, "the-selector");
-    weft_sleep(weft_now() + 20 * MS);
-    CHECK_RC(dump_to_report(), 0);
+    dump_until("sleeping", "select over receive on channel");
     return 0;
 }
 
@@ -357,9 +368,17 @@ static intptr_t signal_main(void *arg)
 {
     weft_pid a;
     spawn_named(&a, sleeper, NULL, "signalled-sleeper");
-    weft_sleep(weft_now() + 10 * MS);
+    dump_until("signalled-sleeper (pid", "sleeping");
     raise(SIGQUIT);
-    weft_sleep(weft_now() + 200 * MS); /* the dump thread writes meanwhile */
+    /* The dump thread writes to standard error, a file here: wait for it. */
+    static char seen[sizeof report];
+    int64_t limit = weft_now() + 10000 * MS;
+    do {
+        ssize_t n = pread(STDERR_FILENO, seen, sizeof seen - 1, 0);
+        seen[n > 0 ? n : 0] = '\0';
+        if (strstr(seen, "signalled-sleeper (pid"))
+            break;
+    } while (weft_sleep(weft_now() + MS) == 0 && weft_now() < limit);
     return 0;
 }
 
@@ -427,9 +446,12 @@ Test(deadlock, attach_errors)
 
 /* Without the attachment, the same program is declared deadlocked while the
  * thread sleeps outside weft: the documented limit of the detector. */
+static atomic_int unattached_detected;
+
 static void *unattached_sender(void *arg)
 {
-    usleep(100000);
+    while (!atomic_load(&unattached_detected))
+        usleep(1000);
     int v = 42;
     return (void *)(intptr_t)weft_chan_send(feed, &v, sizeof v, 0);
 }
@@ -449,6 +471,7 @@ Test(deadlock, unattached_thread_is_not_seen, .timeout = 30)
 {
     int rc;
     run_captured(2, unattached_main, NULL, &rc);
+    atomic_store(&unattached_detected, 1);
     ASSERT_CHECKS();
     ASSERT_RC(rc, -EDEADLK);
     usleep(200000); /* the thread's late send finds no runtime: -ESHUTDOWN or -EBADF */

@@ -188,14 +188,17 @@ Test(fd, close_wakes_every_waiter_with_ebadf)
 }
 
 /* weft_fd_forget wakes the waiters but leaves the descriptor open, and a
- * later wait registers it again. */
-static intptr_t forget_main(void *arg)
+ * later wait registers it again. The waiters run on the forgetting
+ * process's worker, pinned: every one that arrived is then blocked (one
+ * still on its way to its wait when the forget came would register the
+ * descriptor again and wait out its deadline). */
+static intptr_t forget_body(void *arg)
 {
     struct crowd c = {.expect = -EBADF};
     make_pipe(c.fds);
     weft_pid pids[WAITERS];
     for (int i = 0; i < WAITERS; i++)
-        pids[i] = spawn_proc(crowd_waiter, &c);
+        pids[i] = spawn_on(crowd_waiter, &c, weft_worker_id(), 1);
     let_them_block(&c);
     CHECK_RC(weft_fd_forget(c.fds[0]), 0);
     for (int i = 0; i < WAITERS; i++)
@@ -209,6 +212,12 @@ static intptr_t forget_main(void *arg)
     CHECK_RC(close(c.fds[0]), 0);
     CHECK_RC(weft_fd_forget(c.fds[0]), -EBADF);
     weft_fd_close(c.fds[1]);
+    return 0;
+}
+
+static intptr_t forget_main(void *arg)
+{
+    join_proc(spawn_on(forget_body, NULL, 0, 1));
     return 0;
 }
 

@@ -443,7 +443,7 @@ static intptr_t sleep_main(void *arg)
     int64_t t0 = weft_now();
     CHECK_RC(weft_sleep(0), 0);
     CHECK_RC(weft_sleep(weft_now() - 1000 * MS), 0);
-    CHECK(weft_now() - t0 < 100 * MS, "sleep with a past deadline took %lld ns",
+    CHECK(weft_now() - t0 < 1000 * MS, "sleep with a past deadline took %lld ns",
           (long long)(weft_now() - t0));
     sleeper((void *)(intptr_t)30);
     weft_pid pids[60];

@@ -304,33 +304,39 @@ Test(runtime, stop_without_runtime_is_eshutdown, .timeout = 20)
     ASSERT_RC(weft_stop(WEFT_FOREVER), -ESHUTDOWN);
 }
 
-static atomic_int busy_started;
+static atomic_int busy_started, busy_release, busy_done;
 
-static intptr_t busy_300ms(void *arg)
+/* Computes until released (20 s at most), making no weft call: it ignores
+ * cancellation. Released, not timed, so that a stalled test thread cannot
+ * see it end early. */
+static intptr_t busy_until_released(void *arg)
 {
     atomic_store(&busy_started, 1);
-    int64_t end = weft_now() + 300 * MS;
-    while (weft_now() < end)
-        ; /* ignores cancellation: no weft call */
+    int64_t give_up = weft_now() + 20000 * MS;
+    while (!atomic_load(&busy_release) && weft_now() < give_up)
+        ;
+    atomic_store(&busy_done, 1);
     return 0;
 }
 
-Test(runtime, stop_deadline_passes_while_process_ignores_cancel, .timeout = 20)
+Test(runtime, stop_deadline_passes_while_process_ignores_cancel, .timeout = 60)
 {
     for (unsigned workers = 1; workers <= 2; workers++) {
         atomic_store(&busy_started, 0);
+        atomic_store(&busy_release, 0);
+        atomic_store(&busy_done, 0);
         start_workers(workers);
         weft_spawn_opts opts;
         weft_spawn_opts_init(&opts);
         opts.detached = 1;
-        ASSERT_OK(weft_spawn(NULL, busy_300ms, NULL, &opts));
+        ASSERT_OK(weft_spawn(NULL, busy_until_released, NULL, &opts));
         while (!atomic_load(&busy_started))
             sched_yield();
         int64_t t0 = weft_now();
         ASSERT_RC(weft_stop(t0 + 50 * MS), -ETIMEDOUT);
         int64_t elapsed = weft_now() - t0;
         cr_assert_geq(elapsed, 50 * MS, "weft_stop gave up after %lld ns", (long long)elapsed);
-        cr_assert_lt(elapsed, 280 * MS, "weft_stop with a 50 ms deadline took %lld ns",
+        cr_assert_lt(elapsed, 5000 * MS, "weft_stop with a 50 ms deadline took %lld ns",
                      (long long)elapsed);
 
         /* Shutting down: spawning is refused, the runtime is still there. */
@@ -340,10 +346,9 @@ Test(runtime, stop_deadline_passes_while_process_ignores_cancel, .timeout = 20)
         ASSERT_RC(weft_start(NULL), -EBUSY);
         ASSERT_RC(weft_stop(0), -ETIMEDOUT);
 
+        atomic_store(&busy_release, 1);
         ASSERT_OK(weft_stop(WEFT_FOREVER));
-        elapsed = weft_now() - t0;
-        cr_assert_geq(elapsed, 250 * MS, "weft_stop returned after %lld ns while a process ran",
-                      (long long)elapsed);
+        cr_assert(atomic_load(&busy_done), "weft_stop returned while a process ran");
         ASSERT_RC(weft_workers(), -ESHUTDOWN);
         ASSERT_RC(weft_stop(WEFT_FOREVER), -ESHUTDOWN);
     }

@@ -35,10 +35,13 @@ Test(timer, now_is_monotonic_and_matches_clock, .timeout = 10)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t mono = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t before = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     int64_t prev = weft_now();
-    cr_assert(prev >= mono && prev - mono < 10 * MS,
-              "weft_now %lld is not CLOCK_MONOTONIC %lld", (long long)prev, (long long)mono);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t after = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    cr_assert(before <= prev && prev <= after,
+              "weft_now %lld is not CLOCK_MONOTONIC, read between %lld and %lld", (long long)prev,
+              (long long)before, (long long)after);
     for (int i = 0; i < 1000000; i++) {
         int64_t t = weft_now();
         cr_assert(t >= prev, "weft_now went back: %lld after %lld (step %d)", (long long)t,
@@ -284,7 +287,7 @@ Test(timer, sleepers_wake_in_deadline_order, .timeout = 20)
     /* One worker: the order is exact. Two: processes woken by different
      * workers (or stolen) may swap when their deadlines are close. */
     int64_t exact = 0;
-    int64_t loose = test_sanitized() ? 50 * MS : 10 * MS;
+    int64_t loose = test_sanitized() ? 100 * MS : 50 * MS;
     for (int rep = 0; rep < 5; rep++) {
         ASSERT_CMP(test_run(1, order_main, &exact), ==, 1);
         ASSERT_CMP(test_run(2, order_main, &loose), ==, 1);
