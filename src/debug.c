@@ -3,9 +3,9 @@
  *
  * Deadlock. The scheduler calls the stall hook when its last worker is about
  * to park with nothing runnable and no timer armed. If, in weft_run, main is
- * still alive and no outside thread is inside a weft call or attached
- * (weft_thread_attach), nothing can ever
- * wake a process again: every live process waits on another process (a
+ * still alive, no outside thread is inside a weft call or attached
+ * (weft_thread_attach) and no process waits for an offload helper, nothing
+ * can ever wake a process again: every live process waits on another process (a
  * channel, a join) or on nothing. The detector then writes the report and
  * tells weft_run, which stops the runtime and returns -EDEADLK.
  *
@@ -405,7 +405,8 @@ static bool on_stall(void)
      * worker looks again in a while. */
     if (weft__sched_live_procs() == 0)
         return false;
-    bool outside = atomic_load(&rt->outside_active) != 0 || atomic_load(&rt->attached) != 0;
+    bool outside = atomic_load(&rt->outside_active) != 0 || atomic_load(&rt->attached) != 0 ||
+                   atomic_load(&rt->offload_waiting) != 0;
     if (!quiescent())
         return false;
     if (outside)

@@ -493,6 +493,7 @@ struct weft__runtime {
     atomic_long outside_spawned;               /* spawns from outside threads */
     atomic_long outside_active;                /* outside threads inside weft calls */
     atomic_long attached;                      /* weft_thread_attach count */
+    atomic_long offload_waiting;               /* processes waiting in weft_offload */
     _Atomic int64_t next_wake;                 /* earliest timeout of a parked worker */
     atomic_uint stop_futex;                    /* bumped when a process exits while stopping */
     atomic_bool workers_exit;                  /* workers leave their loop */

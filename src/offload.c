@@ -385,9 +385,10 @@ static int offload(struct weft__proc *self, weft_offload_fn *fn, void *arg,
     }
     /* A process waiting for a helper is like an attached outside thread to
      * the deadlock detector: the helper may still wake it. (An outside
-     * thread is counted already, as inside a weft call.) */
+     * thread is counted already, as inside a weft call.) Counted apart from
+     * the attached threads, which weft_thread_detach takes back. */
     if (self)
-        atomic_fetch_add(&weft__rt.attached, 1);
+        atomic_fetch_add(&weft__rt.offload_waiting, 1);
     struct weft__waiter *w = weft__waiter_self();
     bool cancelled = false;
     int err = submit(job, w);
@@ -396,7 +397,7 @@ static int offload(struct weft__proc *self, weft_offload_fn *fn, void *arg,
     else
         err = await(job, w, deadline, &cancelled);
     if (self) {
-        atomic_fetch_sub(&weft__rt.attached, 1);
+        atomic_fetch_sub(&weft__rt.offload_waiting, 1);
         if (cancelled)
             weft__kill_point(); /* ends it here if an exit signal cancelled it */
     }

@@ -152,6 +152,7 @@ static int start(const weft_config *cfg, bool by_run)
     weft__rt.seed = seed ? seed : (uint64_t)weft_now() ^ ((uint64_t)getpid() << 32);
 
     atomic_store(&weft__rt.attached, 0);
+    atomic_store(&weft__rt.offload_waiting, 0);
     int err = weft__handle_table_init();
     if (!err)
         err = weft__proc_layer_init();

@@ -204,6 +204,36 @@ Test(offload, a_process_waiting_for_a_helper_is_no_deadlock, .timeout = 30)
     run_with(1, 0, lonely_main, NULL);
 }
 
+/* The waiting process is not an attached thread: a helper's stray
+ * weft_thread_detach is misuse (-EINVAL) and takes nothing from the count
+ * the detector reads, which still reports a deadlock after the call. */
+static void stray_detach_fn(void *arg)
+{
+    sleep_ms(20);
+    *(int *)arg = weft_thread_detach();
+}
+
+static intptr_t stray_detach_main(void *arg)
+{
+    int rc = 1;
+    CHECK_RC(weft_offload(stray_detach_fn, &rc, NULL, WEFT_FOREVER), 0);
+    CHECK_RC(rc, -EINVAL);
+    weft_chan lonely = make_chan(sizeof(int), 0);
+    int v;
+    CHECK_RC(weft_chan_recv(lonely, &v, sizeof v, WEFT_FOREVER), -ECANCELED);
+    return 0;
+}
+
+Test(offload, a_stray_detach_takes_nothing_from_a_waiting_process, .timeout = 30)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    intptr_t r = -12345;
+    ASSERT_RC(weft_run(stray_detach_main, NULL, &cfg, &r), -EDEADLK);
+    ASSERT_CHECKS();
+}
+
 /* ---- the bound -------------------------------------------------------------------------- */
 
 enum { BOUND = 4, BOUND_PROCS = 200 };
