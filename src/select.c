@@ -266,8 +266,10 @@ static int wait_all(struct selection *s, int64_t deadline)
         if ((int)s->order[k] == r)
             c->result = a->op.status;
     }
-    if (r >= 0 && kind_of(&s->cases[r])->recheck) {
-        /* Something arrived for that case: take it, or wait again. */
+    if (r >= 0 && kind_of(&s->cases[r])->recheck && s->cases[r].result >= 0) {
+        /* Something arrived for that case: take it, or wait again. An
+         * error (a descriptor let go of: its number may be another's by
+         * now) is the case's result as it is. */
         uint32_t k = 0;
         while (s->order[k] != (uint32_t)r)
             k++;

@@ -313,6 +313,45 @@ Test(fd, select_over_a_descriptor_and_a_channel)
     run_1_and_2(select_main, NULL);
 }
 
+/* A close while a select waits on the number gives the case -EBADF, even
+ * when the number is reused at once by a descriptor that is ready: the
+ * select must not look at the newcomer. (At 1 worker the closer reuses the
+ * number before the select runs again, every time.) */
+static intptr_t close_and_reuse(void *arg)
+{
+    int fd = *(int *)arg;
+    weft_sleep(weft_now() + 2 * MS);
+    int q[2];
+    CHECK_RC(pipe(q), 0);
+    CHECK_RC(weft_fd_close(fd), 0);
+    CHECK_RC(dup2(q[0], fd), fd);
+    CHECK_RC(write(q[1], "x", 1), 1);
+    close(q[0]);
+    close(q[1]);
+    return 0;
+}
+
+static intptr_t select_reuse_main(void *arg)
+{
+    for (int round = 0; round < 20; round++) {
+        int p[2];
+        make_pipe(p);
+        weft_case c = WEFT_FD_CASE(p[0], WEFT_FD_READ);
+        weft_pid w = spawn_proc(close_and_reuse, &p[0]);
+        CHECK_RC(weft_select(&c, 1, WEFT_SELECT_FAIR, weft_now() + 5000 * MS), 0);
+        CHECK(c.result == -EBADF, "round %d: the case gave %d, not -EBADF", round, c.result);
+        join_proc(w);
+        CHECK_RC(weft_fd_close(p[0]), 0); /* the newcomer */
+        CHECK_RC(weft_fd_close(p[1]), 0);
+    }
+    return 0;
+}
+
+Test(fd, select_on_a_closed_number_reused_at_once_gives_ebadf)
+{
+    run_1_and_2(select_reuse_main, NULL);
+}
+
 /* ---- outside threads, busy workers, stop ------------------------------------------------------- */
 
 static void *thread_writes_later(void *arg)
