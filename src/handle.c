@@ -76,6 +76,7 @@ static int add_chunk(void)
         if (base + i == 0)
             continue;
         atomic_store_explicit(&chunk[i].state, gen << 32, memory_order_relaxed);
+        atomic_store_explicit(&chunk[i].wrapped, 0, memory_order_relaxed);
         chunk[i].next_free = table.free_head;
         table.free_head = base + i;
     }
@@ -186,10 +187,19 @@ bool weft__handle_was_live(uint64_t handle)
     struct slot *s = slot_at((uint32_t)handle);
     if (!s || (uint32_t)handle == 0)
         return false;
-    uint64_t gen = atomic_load_explicit(&s->state, memory_order_acquire) >> 32;
-    uint64_t hgen = handle >> 32;
-    /* Same runtime (epoch), and an earlier use of the slot. */
-    return hgen >> 24 == gen >> 24 && (hgen & 0xFFFFFF) != 0 && (hgen & 0xFFFFFF) < (gen & 0xFFFFFF);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    uint64_t gen = st >> 32, hgen = handle >> 32;
+    /* Same runtime (epoch), and an earlier use of the slot; or this use,
+     * its last reference dropped but the next generation not stored yet
+     * (weft__handle_release): only then is a type set with no reference. */
+    if (hgen >> 24 != gen >> 24 || (hgen & 0xFFFFFF) == 0)
+        return false;
+    if (hgen == gen)
+        return (st & REFS_MASK) == 0 && ((st >> TYPE_SHIFT) & 0xFF) != 0;
+    /* Once the count has gone round, a later number may be an earlier use
+     * too (and a forged "future" one is taken for stale). */
+    return (hgen & 0xFFFFFF) < (gen & 0xFFFFFF) ||
+           atomic_load_explicit(&s->wrapped, memory_order_relaxed);
 }
 
 void *weft__handle_acquire(uint64_t handle, int type)
@@ -239,6 +249,8 @@ bool weft__handle_release(struct weft__handle_cache *cache, uint64_t handle, uin
     uint64_t gen = old >> 32;
     uint64_t reuse = (gen + 1) & 0xFFFFFF;
     uint64_t next = (gen & ~(uint64_t)0xFFFFFF) | (reuse ? reuse : 1);
+    if (weft__unlikely(!reuse))
+        atomic_store_explicit(&s->wrapped, 1, memory_order_relaxed);
     atomic_store_explicit(&s->obj, NULL, memory_order_relaxed);
     atomic_store_explicit(&s->state, next << 32, memory_order_release);
     if (weft__likely(cache && cache->count < 64))

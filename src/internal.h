@@ -172,6 +172,7 @@ struct weft__handle_slot {
     _Atomic uint64_t state;  /* generation << 32 | type << 24 | references */
     _Atomic(void *) obj;
     uint32_t next_free;      /* free list link, under the table's lock */
+    _Atomic uint32_t wrapped; /* the reuse count went round (in this runtime) */
 };
 extern _Atomic(struct weft__handle_slot *) weft__handle_dir[WEFT__HANDLE_DIR_SIZE];
 

@@ -521,6 +521,116 @@ Test(mailbox, sends_to_dead_pids_succeed_and_are_dropped, .timeout = 30)
     run_counted(1, dead_pid_main);
 }
 
+/* A send racing with the end of its target: the target's last reference
+ * goes as the send looks it up. Sent or dropped, a send to a pid that was
+ * handed out returns 0, never -ESRCH ("never a pid"). One worker spawns
+ * short processes that publish their pids; the other sends to each. */
+struct exit_race {
+    _Atomic weft_pid latest;
+    atomic_int stop;
+    atomic_long sends, failures;
+};
+
+static intptr_t publish_and_end(void *arg)
+{
+    struct exit_race *r = arg;
+    atomic_store(&r->latest, weft_self());
+    return 0;
+}
+
+static intptr_t exit_race_spawner(void *arg)
+{
+    struct exit_race *r = arg;
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = 1;
+    for (long i = 0; i < 200000 && !atomic_load(&r->failures); i++)
+        CHECK_RC(weft_spawn(NULL, publish_and_end, r, &o), 0);
+    atomic_store(&r->stop, 1);
+    return 0;
+}
+
+static intptr_t exit_race_sender(void *arg)
+{
+    struct exit_race *r = arg;
+    while (!atomic_load(&r->stop)) {
+        weft_pid to = atomic_load(&r->latest);
+        if (!to)
+            continue;
+        int rc = weft_send(to, 1, NULL, 0, 0);
+        atomic_fetch_add(&r->sends, 1);
+        if (rc != 0) {
+            atomic_fetch_add(&r->failures, 1);
+            check_fail(__LINE__, "a send to a pid that ended meanwhile: %d (%s)", rc,
+                       weft_strerror(rc));
+            break;
+        }
+    }
+    return 0;
+}
+
+static intptr_t exit_race_main(void *arg)
+{
+    struct exit_race r = {0};
+    weft_pid s = spawn_on(exit_race_sender, &r, 1, 1);
+    weft_pid p = spawn_on(exit_race_spawner, &r, 0, 1);
+    join_proc(p);
+    join_proc(s);
+    CHECK(atomic_load(&r.sends) > 0, "no send was made");
+    return 0;
+}
+
+Test(mailbox, sends_racing_with_the_end_of_their_target_never_say_never_a_pid, .timeout = 60)
+{
+    run_at_workers(2, exit_race_main, NULL);
+}
+
+/* A pid's slot used again 2^24 times: its reuse count goes round, and a pid
+ * of an earlier use is still "ended" (its sends are dropped, 0), not
+ * "never a pid". Detached spawns on one worker reuse one slot each time
+ * (the worker's cache of free slots is last-in, first-out). */
+static intptr_t do_nothing(void *arg)
+{
+    return 0;
+}
+
+static int spawn_nothing(long n)
+{
+    weft_spawn_opts o;
+    weft_spawn_opts_init(&o);
+    o.detached = 1;
+    for (long i = 0; i < n; i++) {
+        int rc = weft_spawn(NULL, do_nothing, NULL, &o);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static intptr_t wrap_main(void *arg)
+{
+    /* old takes one of the last reuse numbers before the count goes round,
+     * later uses take small ones again. */
+    CHECK_RC(spawn_nothing((1L << 24) - 300), 0);
+    weft_pid old = spawn_proc(ret_arg, NULL);
+    CHECK_RC(weft_join(old, NULL, WEFT_FOREVER), 0);
+    CHECK_RC(spawn_nothing(600), 0);
+    weft_pid now = spawn_proc(ret_arg, NULL);
+    CHECK((uint32_t)now == (uint32_t)old && (now >> 32 & 0xFFFFFF) < (old >> 32 & 0xFFFFFF),
+          "the slot did not go round: pid %#llx then %#llx", (unsigned long long)old,
+          (unsigned long long)now);
+    CHECK_RC(weft_join(now, NULL, WEFT_FOREVER), 0);
+    CHECK_RC(weft_send(old, 1, NULL, 0, 0), 0);
+    return 0;
+}
+
+Test(mailbox, a_pid_stays_ended_after_its_slot_went_round, .timeout = 120)
+{
+    if (test_sanitized())
+        cr_skip_test("16.8 million spawns: too slow under a sanitizer");
+    run_at_workers(1, wrap_main, NULL);
+}
+
 /* ---- receive deadlines ------------------------------------------------------------------- */
 
 static intptr_t send_after_20ms(void *arg)
