@@ -705,7 +705,8 @@ enum {
     WEFT__JOIN_DEAD = 1,      /* returned */
     WEFT__JOIN_DETACHED = 2,  /* nobody will join */
     WEFT__JOIN_JOINING = 4,   /* a joiner waits (joiner is set) */
-    WEFT__JOIN_JOINED = 8     /* the join right was used */
+    WEFT__JOIN_JOINED = 8,    /* the join right was used */
+    WEFT__JOIN_WOKEN = 16     /* the exit is done with the joiner it saw waiting */
 };
 
 /* The calling process, or NULL on a thread outside the runtime. */

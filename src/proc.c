@@ -9,8 +9,10 @@
  *
  * Join. join_state is a set of bits changed by compare-and-swap: the exiting
  * process sets DEAD and, if it sees JOINING, wakes the joiner named in joiner
- * (with its ticket). A joiner that times out clears JOINING; a wake that
- * loses the race to the timeout fails its claim and does nothing.
+ * (with its ticket), then sets WOKEN. A joiner that times out clears JOINING;
+ * a wake that loses the race to the timeout fails its claim and does nothing,
+ * but it still reads the joiner's waiter: a joiner that finds DEAD as it
+ * withdraws waits for WOKEN before it leaves.
  */
 #include <sched.h>
 #include <stdio.h>
@@ -94,8 +96,12 @@ static void mark_dead(struct weft__proc *p)
         return;
     }
     unsigned old = atomic_fetch_or_explicit(&p->join_state, WEFT__JOIN_DEAD, memory_order_acq_rel);
-    if (old & WEFT__JOIN_JOINING)
+    if (old & WEFT__JOIN_JOINING) {
         weft__wake(p->joiner, p->joiner_ticket, 0);
+        /* A joiner whose wait ended otherwise meanwhile (its deadline) waits
+         * for this before it leaves: until then its waiter is touched. */
+        atomic_fetch_or_explicit(&p->join_state, WEFT__JOIN_WOKEN, memory_order_release);
+    }
     if (p->is_main)
         weft__runtime_main_ended(p->result, p->failure);
 }
@@ -337,7 +343,17 @@ static int join(weft_pid pid, intptr_t *result, int64_t deadline)
     int err = weft__wait(me, deadline);
     if (err) {
         /* Timed out or canceled: withdraw, so that a later join may try again. */
-        atomic_fetch_and(&p->join_state, ~(unsigned)WEFT__JOIN_JOINING);
+        unsigned old = atomic_fetch_and(&p->join_state, ~(unsigned)WEFT__JOIN_JOINING);
+        /* Ended as we stopped waiting: its exit saw us waiting and tries to
+         * wake us, a few instructions on. Our waiter (a thread's, or a
+         * process block a spawn may reuse) must outlive that. */
+        for (unsigned n = 0; (old & WEFT__JOIN_DEAD) && !(old & WEFT__JOIN_WOKEN); n++) {
+            if (n < 100)
+                weft__cpu_relax();
+            else
+                sched_yield(); /* the exiting thread lost its CPU */
+            old = atomic_load_explicit(&p->join_state, memory_order_acquire);
+        }
         proc_release(p, 1);
         return err;
     }
