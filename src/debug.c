@@ -5,9 +5,9 @@
  * to park with nothing runnable and no timer armed. If, in weft_run, main is
  * still alive, no outside thread is inside a weft call or attached
  * (weft_thread_attach) and no process waits for an offload helper, nothing
- * can ever wake a process again: every live process waits on another process (a
- * channel, a join) or on nothing. The detector then writes the report and
- * tells weft_run, which stops the runtime and returns -EDEADLK.
+ * can ever wake a process again: every live process waits on another
+ * process (a channel, a join) or on nothing. The detector then writes the
+ * report and tells weft_run, which stops the runtime and returns -EDEADLK.
  *
  * The wait-for graph behind "the cycle of waits": a process joining P waits
  * for P; a process blocked on a channel waits for the other process that
