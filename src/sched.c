@@ -13,9 +13,10 @@
  * descriptor events (the io layer's poll hook, while descriptors are waited
  * on), the global queue, other workers' queues, then spins a bounded time,
  * then parks: on a futex, or, for one parked worker at a time while
- * descriptors are waited on, in the poller. What must happen to the context just left (requeue it,
- * let it go, free its stack) is done by the next context right after the
- * switch, in finish_switch, once the old registers are saved.
+ * descriptors are waited on, in the poller. What must happen to the context
+ * just left (requeue it, let it go, free its stack) is done by the next
+ * context right after the switch, in finish_switch, once the old registers
+ * are saved.
  *
  * A process may be made runnable by a waker before it has finished switching
  * out. on_cpu covers that window: the worker that picks it waits until the
